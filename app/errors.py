@@ -1,0 +1,50 @@
+"""The one error hierarchy of Hookstream."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "HookstreamError",
+    "InvalidAutomationError",
+    "InvalidEventError",
+    "TemplateError",
+    "FilterError",
+]
+
+
+class HookstreamError(Exception):
+    """Base of every error Hookstream raises on purpose."""
+
+
+class ConfigError(HookstreamError):
+    """Settings or a deployment file are wrong."""
+
+
+class InvalidEventError(HookstreamError):
+    """An event cannot be processed; `reason` is what goes to the dead-letter topic."""
+
+    def __init__(self, reason: str, *, code: str = "invalid") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+class InvalidAutomationError(HookstreamError):
+    """An automation is refused; `errors` lists (field, reason) pairs."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{field}: {reason}" for field, reason in errors))
+
+
+class FilterError(HookstreamError):
+    """A filter expression is invalid; `path` is where in the filter."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class TemplateError(HookstreamError):
+    """A template is invalid (unknown variable, bad syntax)."""
