@@ -9,6 +9,7 @@ __all__ = [
     "InvalidEventError",
     "TemplateError",
     "FilterError",
+    "UnknownVariableError",
 ]
 
 
@@ -48,3 +49,12 @@ class FilterError(HookstreamError):
 
 class TemplateError(HookstreamError):
     """A template is invalid (unknown variable, bad syntax)."""
+
+
+class UnknownVariableError(TemplateError):
+    """A template names variables that do not exist; `names` lists them."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        shown = ", ".join(f"${{{name}}}" for name in names)
+        super().__init__(f"unknown variable{'s' if len(names) > 1 else ''} {shown}")

@@ -1,0 +1,61 @@
+# Hookstream: `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+KAFKA := $(PY) deploy/kafka/local_kafka.py
+KAFKA_PORT ?= 9092
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help install kafka-up kafka-down kafka-status run test test-unit test-integration lint schemas bench clean
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install Hookstream with the dev extra
+
+kafka-up: install ## Start the local Kafka broker (no-op when running or when KAFKA_BOOTSTRAP_SERVERS is set)
+	@if [ -n "$$KAFKA_BOOTSTRAP_SERVERS" ]; then echo "using KAFKA_BOOTSTRAP_SERVERS=$$KAFKA_BOOTSTRAP_SERVERS"; \
+	else $(KAFKA) up --port $(KAFKA_PORT); fi
+
+kafka-down: install ## Stop the local Kafka broker
+	$(KAFKA) down --port $(KAFKA_PORT)
+
+kafka-status: install ## Tell whether the local broker answers
+	$(KAFKA) status --port $(KAFKA_PORT)
+
+run: kafka-up ## Install, start a broker unless configured, apply the example automations, run the worker
+	@export KAFKA_BOOTSTRAP_SERVERS=$${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:$(KAFKA_PORT)}; \
+	$(VENV)/bin/hookstream topics create && \
+	$(VENV)/bin/hookstream automations apply -f deploy/examples/automations.yaml && \
+	exec $(VENV)/bin/hookstream worker
+
+test: install ## Install, start a broker (unless configured), run the whole suite, stop only that broker
+	@if [ -n "$$KAFKA_BOOTSTRAP_SERVERS" ]; then $(PY) -m pytest $(PYTEST_ARGS); \
+	else $(KAFKA) run --port $(KAFKA_PORT) -- $(PY) -m pytest $(PYTEST_ARGS); fi
+
+test-unit: install ## Unit tests only (no broker)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: install ## ruff and mypy
+	$(VENV)/bin/ruff check app tests deploy
+	$(VENV)/bin/ruff format --check app tests deploy || true
+	$(VENV)/bin/mypy app
+
+schemas: install ## Regenerate schemas/ from the models
+	$(VENV)/bin/hookstream schemas export
+
+clean: ## Remove the venv, caches and local state (the Kafka jar cache stays)
+	-$(KAFKA) down --port $(KAFKA_PORT) 2>/dev/null
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hookstream-data *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,79 @@
+"""Create the topics Hookstream reads and writes, idempotently."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from app.settings import Settings
+
+__all__ = ["TopicSpec", "ensure_topics", "topic_specs"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """A topic to create: name, partitions and topic configs."""
+
+    name: str
+    partitions: int
+    configs: dict[str, str] = field(default_factory=dict)
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    """Every topic of the contract, sized from settings."""
+    n = settings.topic_partitions
+    compacted = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
+    names = [
+        settings.registry_events_topic,
+        settings.artifact_events_topic,
+        settings.webhook_topic,
+        settings.notification_topic,
+        settings.queue_job_topic,
+        settings.dlq_topic,
+        settings.action_results_topic,
+        settings.actions_dlq_topic,
+    ]
+    specs = [TopicSpec(name, n) for name in names]
+    # The automations topic is the replicated rule table: compacted, so it keeps the
+    # latest automation per id and a tombstone deletes one.
+    specs.append(TopicSpec(settings.automations_topic, n, compacted))
+    return specs
+
+
+async def ensure_topics(settings: Settings, extra: list[TopicSpec] | None = None) -> list[str]:
+    """Create missing topics; return the names created (existing ones are left alone)."""
+    specs = topic_specs(settings) + list(extra or [])
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id=f"{settings.app_id}-admin",
+    )
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        if not missing:
+            return []
+        new = [
+            NewTopic(
+                s.name,
+                num_partitions=s.partitions,
+                replication_factor=settings.topic_replication_factor,
+                topic_configs=s.configs,
+            )
+            for s in missing
+        ]
+        response = await admin.create_topics(new)
+        created = []
+        for name, code, *_ in getattr(response, "topic_errors", []):
+            # 36 = TOPIC_ALREADY_EXISTS: another worker won the race, which is fine.
+            if code in (0, 36):
+                created.append(name)
+            else:
+                log.error("creating topic %s failed with error code %s", name, code)
+        return created
+    finally:
+        await admin.close()

@@ -1,0 +1,71 @@
+"""Small aiokafka helpers for the CLI and tests: produce, read a topic to its end."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+
+from app.errors import HookstreamError
+
+__all__ = ["produce", "producer", "read_to_end", "topic_partitions"]
+
+
+@asynccontextmanager
+async def producer(bootstrap: str, **kwargs: object) -> AsyncIterator[AIOKafkaProducer]:
+    """A started producer with acks=all, stopped (and flushed) on exit."""
+    prod = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **kwargs)
+    await prod.start()
+    try:
+        yield prod
+    finally:
+        await prod.stop()
+
+
+async def produce(
+    bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes | None]]
+) -> int:
+    """Send (key, value) records and wait until Kafka acknowledges all of them."""
+    async with producer(bootstrap) as prod:
+        futures = [await prod.send(topic, key=key, value=value) for key, value in records]
+        await asyncio.gather(*futures)
+    return len(futures)
+
+
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """The partitions of a topic; raises when the topic does not exist."""
+    for _ in range(50):
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions:
+            return [TopicPartition(topic, p) for p in sorted(partitions)]
+        await consumer.force_metadata_update()
+        await asyncio.sleep(0.1)
+    raise HookstreamError(f"topic {topic!r} does not exist")
+
+
+async def read_to_end(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record currently in a topic, read group-less from the beginning."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        tps = await topic_partitions(consumer, topic)
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps)
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        pending = {tp for tp in tps if end[tp] > 0}
+        while pending:
+            batches = await consumer.getmany(*pending, timeout_ms=500)
+            for tp, batch in batches.items():
+                records.extend(batch)
+            for tp in list(pending):
+                if await consumer.position(tp) >= end[tp]:
+                    pending.discard(tp)
+        return records
+    finally:
+        await consumer.stop()

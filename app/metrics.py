@@ -1,0 +1,111 @@
+"""Prometheus metrics; every name carries its unit. The registry is injected."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["DispatchMetrics", "WorkerMetrics"]
+
+# Seconds from 1 ms to 1 min: event-to-job latency is expected in the tens of ms.
+LATENCY_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)
+
+
+class WorkerMetrics:
+    """Metrics of the event worker."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.events_consumed = Counter(
+            "hookstream_events_consumed_total",
+            "Events read from the event topics.",
+            ["topic", "event_type"],
+            registry=registry,
+        )
+        self.events_invalid = Counter(
+            "hookstream_events_invalid_total",
+            "Messages that failed validation, by reason code.",
+            ["topic", "reason"],
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "hookstream_dead_letters_total",
+            "Records written to the events dead-letter topic.",
+            ["topic"],
+            registry=registry,
+        )
+        self.automations_loaded = Gauge(
+            "hookstream_automations_loaded",
+            "Automations in this worker's rule book.",
+            registry=registry,
+        )
+        self.matches = Counter(
+            "hookstream_matches_total",
+            "Event and automation pairs that matched.",
+            ["action_type", "automation_id"],
+            registry=registry,
+        )
+        self.jobs_emitted = Counter(
+            "hookstream_jobs_emitted_total",
+            "Action jobs sent to action topics.",
+            ["action_type", "automation_id"],
+            registry=registry,
+        )
+        self.event_to_job_seconds = Histogram(
+            "hookstream_event_to_job_seconds",
+            "Seconds from the event's occurred_at to its job being sent.",
+            ["action_type"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.processing_seconds = Histogram(
+            "hookstream_processing_seconds",
+            "Seconds from an event being consumed to its jobs being sent.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.consumer_lag = Gauge(
+            "hookstream_consumer_lag_messages",
+            "Messages behind the end of each consumed partition.",
+            ["topic", "partition"],
+            registry=registry,
+        )
+
+
+class DispatchMetrics:
+    """Metrics of the action dispatchers."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.deliveries = Counter(
+            "hookstream_deliveries_total",
+            "Final delivery outcomes of action jobs.",
+            ["action_type", "outcome"],
+            registry=registry,
+        )
+        self.attempts = Counter(
+            "hookstream_delivery_attempts_total",
+            "Delivery attempts, by outcome of the attempt.",
+            ["action_type", "outcome"],
+            registry=registry,
+        )
+        self.delivery_seconds = Histogram(
+            "hookstream_delivery_seconds",
+            "Seconds one delivery attempt took.",
+            ["action_type"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.action_dead_letters = Counter(
+            "hookstream_action_dead_letters_total",
+            "Jobs written to the actions dead-letter topic after exhausting retries.",
+            ["action_type"],
+            registry=registry,
+        )
+        self.duplicates_skipped = Counter(
+            "hookstream_duplicate_jobs_skipped_total",
+            "Redelivered jobs not sent again because they already succeeded.",
+            ["action_type"],
+            registry=registry,
+        )
