@@ -4,11 +4,11 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "FilterError",
     "HookstreamError",
     "InvalidAutomationError",
     "InvalidEventError",
     "TemplateError",
-    "FilterError",
     "UnknownVariableError",
 ]
 

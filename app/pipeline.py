@@ -1,0 +1,324 @@
+"""The one code path from a raw event to action jobs, shared by the workers and `evaluate`.
+
+`Pipeline.process` never raises for bad input: a message that is not a valid event
+becomes a dead-letter record. Alias pointers (per collection: alias -> version) are
+read before and written after each event, so ``previous_version`` of an
+``ADD_ARTIFACT_ALIAS`` job is the version the alias pointed to before. A redelivered
+event yields the same ``job_id`` (its ``previous_version`` may then equal the new
+version: consumers deduplicate by ``job_id``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from app.errors import ConfigError, InvalidAutomationError, InvalidEventError
+from app.filters import filter_document
+from app.matching import AutomationIndex, CompiledAutomation
+from app.models import (
+    ActionJob,
+    Automation,
+    DeadLetter,
+    DeadLetterCode,
+    DeadLetterHeader,
+    Event,
+    KafkaActionJob,
+    NoOpActionJob,
+    NotificationActionJob,
+    QueueJobActionJob,
+    RenderedKafka,
+    RenderedNoOp,
+    RenderedNotification,
+    RenderedQueueJob,
+    RenderedWebhook,
+    WebhookActionJob,
+    job_id,
+    parse_automation,
+    parse_event,
+)
+from app.serialization import JSONDecodeError, dumps, loads
+from app.templating import template_variables
+
+__all__ = [
+    "TOPIC_ACTION_TYPES",
+    "AliasStore",
+    "MemoryAliasStore",
+    "Outbound",
+    "Pipeline",
+    "ProcessResult",
+    "SourceInfo",
+    "automation_from_record",
+    "update_alias_pointers",
+]
+
+# Action types routed to a fixed topic; `kafka` names its own, `no_op` has none.
+TOPIC_ACTION_TYPES = ("webhook", "notification", "queue_job")
+
+_JOB_MODELS: dict[str, tuple[type[Any], type[Any]]] = {
+    "webhook": (WebhookActionJob, RenderedWebhook),
+    "notification": (NotificationActionJob, RenderedNotification),
+    "queue_job": (QueueJobActionJob, RenderedQueueJob),
+    "kafka": (KafkaActionJob, RenderedKafka),
+    "no_op": (NoOpActionJob, RenderedNoOp),
+}
+
+
+class AliasStore(Protocol):
+    """Alias pointers per collection path; a Faust table wrapper or a dict wrapper."""
+
+    def get(self, collection_path: str) -> Mapping[str, int] | None:
+        """The pointers of one collection, or None."""
+        ...
+
+    def set(self, collection_path: str, pointers: dict[str, int]) -> None:
+        """Replace the pointers of one collection (a new dict, never mutated in place)."""
+        ...
+
+
+class MemoryAliasStore:
+    """An in-memory AliasStore for `evaluate` and tests."""
+
+    __slots__ = ("data",)
+
+    def __init__(self) -> None:
+        self.data: dict[str, dict[str, int]] = {}
+
+    def get(self, collection_path: str) -> Mapping[str, int] | None:
+        """The pointers of one collection, or None."""
+        return self.data.get(collection_path)
+
+    def set(self, collection_path: str, pointers: dict[str, int]) -> None:
+        """Replace the pointers of one collection."""
+        self.data[collection_path] = dict(pointers)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    """Where a message came from, for dead-letter records."""
+
+    topic: str
+    partition: int = 0
+    offset: int = 0
+    key: bytes | None = None
+    headers: Iterable[tuple[str | bytes, bytes | None]] | Mapping[str, bytes | None] = ()
+
+
+@dataclass(slots=True)
+class Outbound:
+    """One record to produce: an action job for its topic, keyed by automation id."""
+
+    topic: str
+    key: bytes
+    value: bytes
+    job: ActionJob
+
+
+@dataclass(slots=True)
+class ProcessResult:
+    """What one message produced; exactly one of `event` and `dead_letter` is set."""
+
+    event: Event | None = None
+    outbounds: list[Outbound] = field(default_factory=list)
+    matched: list[CompiledAutomation] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    previous_version: int | None = None
+    dead_letter: bytes | None = None
+    dead_letter_record: DeadLetter | None = None
+    reason: str | None = None
+    error_code: str | None = None
+
+
+def update_alias_pointers(event: Event, store: AliasStore) -> int | None:
+    """Record the event's aliases; returns the added alias's previous version (None if new)."""
+    path = event.collection_path
+    current = store.get(path)
+    alias = event.added_alias
+    previous = current.get(alias) if current is not None and alias is not None else None
+    version = event.artifact.version
+    names = list(event.artifact.aliases)
+    if alias is not None:
+        names.append(alias)
+    if not names:
+        return previous
+    if current is not None and all(current.get(name) == version for name in names):
+        return previous
+    pointers = dict(current) if current is not None else {}
+    for name in names:
+        pointers[name] = version
+    store.set(path, pointers)
+    return previous
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _b64(data: bytes | None) -> str | None:
+    return DeadLetter.encode(data)
+
+
+def _headers(source: SourceInfo) -> list[DeadLetterHeader]:
+    items = source.headers.items() if isinstance(source.headers, Mapping) else source.headers
+    out = []
+    for key, value in items:
+        name = key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
+        out.append(DeadLetterHeader(key=name, value_b64=_b64(value)))
+    return out
+
+
+def _event_id_of(raw: bytes | None) -> str | None:
+    if not raw:
+        return None
+    try:
+        obj = loads(raw)
+    except JSONDecodeError:
+        return None
+    if isinstance(obj, dict):
+        value = obj.get("event_id")
+        if isinstance(value, str):
+            return value[:128]
+    return None
+
+
+class Pipeline:
+    """Event bytes in, action jobs (or a dead-letter record) out; no I/O."""
+
+    __slots__ = ("clock", "index", "max_event_bytes", "reserved_topics", "topics")
+
+    def __init__(
+        self,
+        index: AutomationIndex,
+        topics: Mapping[str, str],
+        max_event_bytes: int,
+        clock: Callable[[], datetime] = _utcnow,
+        *,
+        reserved_topics: Collection[str] = (),
+    ) -> None:
+        missing = [kind for kind in TOPIC_ACTION_TYPES if not topics.get(kind)]
+        if missing:
+            raise ConfigError(f"no topic for action types: {', '.join(missing)}")
+        self.index = index
+        self.topics = dict(topics)
+        self.max_event_bytes = max_event_bytes
+        self.clock = clock
+        # A kafka action may not write into Hookstream's own topics (loops, corruption).
+        self.reserved_topics = frozenset(reserved_topics) | frozenset(self.topics.values())
+
+    def process(
+        self, raw: bytes | None, *, aliases: AliasStore, source: SourceInfo
+    ) -> ProcessResult:
+        """Validate, update alias pointers, match and render one message."""
+        if raw is None:
+            error = InvalidEventError("null message value", code=DeadLetterCode.EMPTY)
+            return self._dead_letter(raw, source, error)
+        try:
+            event, received = parse_event(raw, self.max_event_bytes)
+        except InvalidEventError as exc:
+            return self._dead_letter(raw, source, exc)
+        previous = update_alias_pointers(event, aliases)
+        result = ProcessResult(event=event, previous_version=previous)
+        matched = self.index.match(event, filter_document(event))
+        if not matched:
+            return result
+        result.matched = matched
+        variables = template_variables(event, previous)
+        created_at = self.clock().astimezone(UTC)
+        # Shared by every job of this event: built once.
+        common: dict[str, Any] = {
+            "event_id": event.event_id,
+            "event_type": event.event_type.value,
+            "created_at": created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "previous_version": previous,
+        }
+        typed = {"event_type": event.event_type, "created_at": created_at}
+        for compiled in matched:
+            try:
+                self._emit(compiled, event.event_id, variables, common, received, typed, result)
+            except Exception as exc:  # one broken automation must not stop the others
+                result.failures.append((compiled.id, f"{type(exc).__name__}: {exc}"))
+        return result
+
+    def _emit(
+        self,
+        compiled: CompiledAutomation,
+        event_id: str,
+        variables: Mapping[str, str],
+        common: dict[str, Any],
+        received: dict[str, Any],
+        typed: dict[str, Any],
+        result: ProcessResult,
+    ) -> None:
+        action_type = compiled.action_type
+        if action_type == "no_op":
+            result.skipped.append((compiled.id, "no_op action: nothing to send"))
+            return
+        action = compiled.render_action(variables)
+        if action_type == "kafka":
+            topic = action["topic"]
+            if topic in self.reserved_topics:
+                result.skipped.append((compiled.id, f"kafka topic '{topic}' is reserved"))
+                return
+        else:
+            topic = self.topics[action_type]
+        fields: dict[str, Any] = {
+            "job_id": job_id(event_id, compiled.id, compiled.revision),
+            "automation_id": compiled.id,
+            "automation_name": compiled.name,
+            "automation_revision": compiled.revision,
+            "action_type": action_type,
+            **common,
+            "action": action,
+            "event": received,
+        }
+        value = dumps(fields)
+        job_model, action_model = _JOB_MODELS[action_type]
+        # Built by us from validated parts: construct without validating again.
+        job = job_model.model_construct(
+            **{**fields, **typed, "action": action_model.model_construct(**action)}
+        )
+        result.outbounds.append(Outbound(topic, compiled.id.encode(), value, job))
+
+    def _dead_letter(
+        self, raw: bytes | None, source: SourceInfo, error: InvalidEventError
+    ) -> ProcessResult:
+        record = DeadLetter(
+            value_b64=_b64(raw),
+            key_b64=_b64(source.key),
+            headers=_headers(source),
+            source_topic=source.topic,
+            source_partition=source.partition,
+            source_offset=source.offset,
+            reason=error.reason,
+            error_code=str(error.code),
+            failed_at=self.clock(),
+            event_id=_event_id_of(raw) if error.code != DeadLetterCode.TOO_LARGE else None,
+        )
+        return ProcessResult(
+            dead_letter=record.model_dump_json().encode(),
+            dead_letter_record=record,
+            reason=error.reason,
+            error_code=str(error.code),
+        )
+
+
+def automation_from_record(value: bytes | None, key: bytes | None = None) -> Automation | None:
+    """An automation from the compacted topic; None for a tombstone."""
+    if value is None:
+        return None
+    try:
+        data = loads(value)
+    except JSONDecodeError as exc:
+        raise InvalidAutomationError([("", f"not valid JSON: {exc}")]) from None
+    if not isinstance(data, dict):
+        raise InvalidAutomationError([("", "an automation must be a JSON object")])
+    automation = parse_automation(data)
+    if key is not None and key != automation.id.encode():
+        shown = key.decode("utf-8", "replace")
+        raise InvalidAutomationError(
+            [("id", f"record key '{shown}' differs from id '{automation.id}'")]
+        )
+    return automation
