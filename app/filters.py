@@ -742,8 +742,9 @@ def filter_document(event: Event) -> dict[str, Any]:
         "tags": artifact.tags,
         "metadata": artifact.metadata,
     }
-    if event.alias is not None:
-        doc["alias"] = event.alias
+    alias = event.added_alias
+    if alias is not None:
+        doc["alias"] = alias
     if event.author is not None:
         doc["author"] = event.author
     return doc

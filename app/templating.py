@@ -307,7 +307,7 @@ def template_variables(event: Event, previous_version: int | None = None) -> Tem
             "artifact_collection_name": artifact.collection,
             "artifact_version": f"v{artifact.version}",
             "artifact_version_string": event.artifact_version_string,
-            "alias": event.alias or "",
+            "alias": event.added_alias or "",
             "artifact_type": artifact.type,
             "registry_name": event.registry or "",
             "event_id": event.event_id,
