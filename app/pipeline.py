@@ -25,17 +25,8 @@ from app.models import (
     DeadLetterCode,
     DeadLetterHeader,
     Event,
-    KafkaActionJob,
-    NoOpActionJob,
-    NotificationActionJob,
-    QueueJobActionJob,
-    RenderedKafka,
-    RenderedNoOp,
-    RenderedNotification,
-    RenderedQueueJob,
-    RenderedWebhook,
-    WebhookActionJob,
     job_id,
+    parse_action_job,
     parse_automation,
     parse_event,
 )
@@ -56,14 +47,6 @@ __all__ = [
 
 # Action types routed to a fixed topic; `kafka` names its own, `no_op` has none.
 TOPIC_ACTION_TYPES = ("webhook", "notification", "queue_job")
-
-_JOB_MODELS: dict[str, tuple[type[Any], type[Any]]] = {
-    "webhook": (WebhookActionJob, RenderedWebhook),
-    "notification": (NotificationActionJob, RenderedNotification),
-    "queue_job": (QueueJobActionJob, RenderedQueueJob),
-    "kafka": (KafkaActionJob, RenderedKafka),
-    "no_op": (NoOpActionJob, RenderedNoOp),
-}
 
 
 class AliasStore(Protocol):
@@ -113,7 +96,15 @@ class Outbound:
     topic: str
     key: bytes
     value: bytes
-    job: ActionJob
+    action_type: str
+    _job: ActionJob | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def job(self) -> ActionJob:
+        """The job as a typed model, parsed from `value` on first use (the hot path skips it)."""
+        if self._job is None:
+            self._job = parse_action_job(self.value)
+        return self._job
 
 
 @dataclass(slots=True)
@@ -234,10 +225,9 @@ class Pipeline:
             "created_at": created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "previous_version": previous,
         }
-        typed = {"event_type": event.event_type, "created_at": created_at}
         for compiled in matched:
             try:
-                self._emit(compiled, event.event_id, variables, common, received, typed, result)
+                self._emit(compiled, event.event_id, variables, common, received, result)
             except Exception as exc:  # one broken automation must not stop the others
                 result.failures.append((compiled.id, f"{type(exc).__name__}: {exc}"))
         return result
@@ -249,7 +239,6 @@ class Pipeline:
         variables: Mapping[str, str],
         common: dict[str, Any],
         received: dict[str, Any],
-        typed: dict[str, Any],
         result: ProcessResult,
     ) -> None:
         action_type = compiled.action_type
@@ -274,13 +263,7 @@ class Pipeline:
             "action": action,
             "event": received,
         }
-        value = dumps(fields)
-        job_model, action_model = _JOB_MODELS[action_type]
-        # Built by us from validated parts: construct without validating again.
-        job = job_model.model_construct(
-            **{**fields, **typed, "action": action_model.model_construct(**action)}
-        )
-        result.outbounds.append(Outbound(topic, compiled.id.encode(), value, job))
+        result.outbounds.append(Outbound(topic, compiled.id.encode(), dumps(fields), action_type))
 
     def _dead_letter(
         self, raw: bytes | None, source: SourceInfo, error: InvalidEventError

@@ -134,10 +134,9 @@ class Template:
         return f"Template({self.text!r})"
 
 
-def _split(text: str) -> tuple[tuple[str, ...], tuple[str, ...], list[int]]:
+def _split(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     literals: list[str] = []
     names: list[str] = []
-    positions: list[int] = []
     buf: list[str] = []
     i = 0
     while True:
@@ -159,13 +158,12 @@ def _split(text: str) -> tuple[tuple[str, ...], tuple[str, ...], list[int]]:
             literals.append("".join(buf))
             buf = []
             names.append(text[j + 2 : end])
-            positions.append(j)
             i = end + 1
         else:
             buf.append(text[i : j + 1])
             i = j + 1
     literals.append("".join(buf))
-    return tuple(literals), tuple(names), positions
+    return tuple(literals), tuple(names)
 
 
 def _known(name: str) -> bool:
@@ -214,7 +212,7 @@ def compile_template(
         raise TemplateError(f"template is {len(text)} characters, over {_MAX_TEMPLATE_CHARS}")
     if single_line and ("\r" in text or "\n" in text):
         raise TemplateError("must not contain CR or LF")
-    literals, names, _ = _split(text)
+    literals, names = _split(text)
     unknown = sorted({name for name in names if not _known(name)})
     if unknown:
         raise UnknownVariableError(unknown)

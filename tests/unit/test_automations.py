@@ -6,6 +6,8 @@ import uuid
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.errors import InvalidAutomationError
 from app.models import (
@@ -168,6 +170,11 @@ def test_scope_shapes(scope: dict[str, Any], field: str) -> None:
     [
         ({"type": "webhook", "url": "ftp://x", "payload": "{}"}, "action.url", "http"),
         ({"type": "webhook", "url": "https://", "payload": "{}"}, "action.url", "host"),
+        (
+            {"type": "webhook", "url": "https://u:p@ci.example.com/x", "payload": "{}"},
+            "action.url",
+            "credentials",
+        ),
         ({"type": "webhook", "url": "https://a b", "payload": "{}"}, "action.url", "spaces"),
         ({"type": "webhook", "url": "https://x"}, "action.payload", "Field required"),
         (
@@ -319,3 +326,17 @@ def test_make_automation_factory() -> None:
     automation = make_automation(id="x1", enabled=False)
     assert automation.id == "x1"
     assert not automation.enabled
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.text(min_size=1, max_size=40).filter(str.isprintable),
+    st.from_regex(r"[a-z0-9][a-z0-9._-]{0,20}", fullmatch=True),
+    st.integers(1, 10**9),
+)
+def test_job_id_equals_uuid5_of_the_documented_name(
+    event_id: str, automation_id: str, revision: int
+) -> None:
+    """job_id is exactly uuid5(namespace, 'event_id\\nautomation_id\\nrevision')."""
+    expected = uuid.uuid5(JOB_ID_NAMESPACE, f"{event_id}\n{automation_id}\n{revision}")
+    assert job_id(event_id, automation_id, revision) == str(expected)
