@@ -91,12 +91,16 @@ class SourceInfo:
 
 @dataclass(slots=True)
 class Outbound:
-    """One record to produce: an action job for its topic, keyed by automation id."""
+    """One record to produce: an action job for its topic, keyed by automation id.
+
+    `action_type` and `automation_id` are plain fields so metrics need not touch `job`.
+    """
 
     topic: str
     key: bytes
     value: bytes
     action_type: str
+    automation_id: str
     _job: ActionJob | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -263,7 +267,9 @@ class Pipeline:
             "action": action,
             "event": received,
         }
-        result.outbounds.append(Outbound(topic, compiled.id.encode(), dumps(fields), action_type))
+        result.outbounds.append(
+            Outbound(topic, compiled.id.encode(), dumps(fields), action_type, compiled.id)
+        )
 
     def _dead_letter(
         self, raw: bytes | None, source: SourceInfo, error: InvalidEventError

@@ -145,6 +145,7 @@ def test_webhook_job_contents_and_routing() -> None:
         "secret": "DEPLOY_HOOK_SECRET",
         "access_token": "DEPLOY_HOOK_TOKEN",
     }
+    assert (out.action_type, out.automation_id) == ("webhook", "deploy-on-production")
     assert isinstance(out.job, WebhookActionJob)
     assert parse_action_job(out.value) == out.job
 
