@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from app.pipeline import SourceInfo
@@ -34,6 +35,7 @@ def _make_agent(hs: Hookstream) -> Any:
         # would silently skip jobs for events consumed in that window.
         await hs.rulebook.ready.wait()
         async for event in stream.events():
+            started = time.perf_counter()
             message = event.message
             source = SourceInfo(
                 topic=message.topic,
@@ -49,6 +51,6 @@ def _make_agent(hs: Hookstream) -> Any:
                 await producer_send(out.topic, out.key, out.value)
             if result.dead_letter is not None:
                 await producer_send(dlq, message.key, result.dead_letter)
-            hs.metrics.observe(result, source)
+            hs.metrics.observe(result, message.topic, started)
 
     return process_events

@@ -11,7 +11,13 @@ from app.kafka_io import produce, read_to_end
 from app.models import Automation
 from app.settings import Settings
 
-__all__ = ["ApplyResult", "apply_automations", "current_automations", "delete_automation", "same_spec"]
+__all__ = [
+    "ApplyResult",
+    "apply_automations",
+    "current_automations",
+    "delete_automation",
+    "same_spec",
+]
 
 # Fields the store owns; a user's file never decides them.
 _MANAGED = {"revision", "created_at", "updated_at"}
@@ -74,7 +80,9 @@ async def apply_automations(settings: Settings, automations: list[Automation]) -
             continue
         stamped = stamp(automation, old)
         records.append((stamped.id.encode(), to_record(stamped)))
-        results.append(ApplyResult(stamped.id, "created" if old is None else "updated", stamped.revision))
+        results.append(
+            ApplyResult(stamped.id, "created" if old is None else "updated", stamped.revision)
+        )
     if records:
         await produce(settings.kafka_bootstrap_servers, settings.automations_topic, records)
     return results
@@ -88,5 +96,7 @@ def to_record(automation: Automation) -> bytes:
 async def delete_automation(settings: Settings, automation_id: str) -> None:
     """Write a tombstone: every worker drops the automation."""
     await produce(
-        settings.kafka_bootstrap_servers, settings.automations_topic, [(automation_id.encode(), None)]
+        settings.kafka_bootstrap_servers,
+        settings.automations_topic,
+        [(automation_id.encode(), None)],
     )

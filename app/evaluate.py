@@ -21,22 +21,7 @@ from app.matching import AutomationIndex
 from app.pipeline import MemoryAliasStore, Pipeline, SourceInfo
 from app.settings import Settings
 
-__all__ = ["reserved_topics", "run_evaluate"]
-
-
-def reserved_topics(settings: Settings) -> frozenset[str]:
-    """Hookstream's own topics, which a kafka action may not write to."""
-    return frozenset(
-        {
-            settings.registry_events_topic,
-            settings.artifact_events_topic,
-            settings.automations_topic,
-            settings.dlq_topic,
-            settings.action_results_topic,
-            settings.actions_dlq_topic,
-            *settings.action_topics.values(),
-        }
-    )
+__all__ = ["run_evaluate"]
 
 
 def _utcnow() -> datetime:
@@ -70,7 +55,7 @@ def run_evaluate(
         topics=settings.action_topics,
         max_event_bytes=settings.max_event_bytes,
         clock=clock,
-        reserved_topics=reserved_topics(settings),
+        reserved_topics=settings.reserved_topics,
     )
     aliases = MemoryAliasStore()
     topic = str(events_path)

@@ -25,10 +25,14 @@ async def producer(bootstrap: str, **kwargs: object) -> AsyncIterator[AIOKafkaPr
 
 
 async def produce(
-    bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes | None]]
+    bootstrap: str,
+    topic: str,
+    records: Iterable[tuple[bytes | None, bytes | None]],
+    *,
+    max_request_size: int = 1024 * 1024,
 ) -> int:
     """Send (key, value) records and wait until Kafka acknowledges all of them."""
-    async with producer(bootstrap) as prod:
+    async with producer(bootstrap, max_request_size=max_request_size) as prod:
         futures = [await prod.send(topic, key=key, value=value) for key, value in records]
         await asyncio.gather(*futures)
     return len(futures)
@@ -37,10 +41,12 @@ async def produce(
 async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
     """The partitions of a topic; raises when the topic does not exist."""
     for _ in range(50):
-        partitions = consumer.partitions_for_topic(topic)
+        # aiokafka has no public call that refreshes metadata for a manually assigned
+        # topic; the client's full metadata fetch is the reliable way.
+        cluster = await consumer._client.fetch_all_metadata()
+        partitions = cluster.partitions_for_topic(topic)
         if partitions:
             return [TopicPartition(topic, p) for p in sorted(partitions)]
-        await consumer.force_metadata_update()
         await asyncio.sleep(0.1)
     raise HookstreamError(f"topic {topic!r} does not exist")
 
@@ -48,7 +54,9 @@ async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[Topic
 async def read_to_end(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record currently in a topic, read group-less from the beginning."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
     await consumer.start()
@@ -61,7 +69,7 @@ async def read_to_end(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, 
         pending = {tp for tp in tps if end[tp] > 0}
         while pending:
             batches = await consumer.getmany(*pending, timeout_ms=500)
-            for tp, batch in batches.items():
+            for batch in batches.values():
                 records.extend(batch)
             for tp in list(pending):
                 if await consumer.position(tp) >= end[tp]:

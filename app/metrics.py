@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from app.pipeline import ProcessResult
 
 __all__ = ["DispatchMetrics", "WorkerMetrics"]
 
 # Seconds from 1 ms to 1 min: event-to-job latency is expected in the tens of ms.
 LATENCY_BUCKETS = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
 )
 
 
@@ -72,6 +93,25 @@ class WorkerMetrics:
             registry=registry,
         )
 
+    def observe(self, result: ProcessResult, topic: str, started: float) -> None:
+        """Record one processed message (`started` from time.perf_counter)."""
+        event = result.event
+        if event is None:
+            self.events_invalid.labels(topic, result.error_code or "invalid").inc()
+            self.dead_letters.labels(topic).inc()
+            return
+        self.events_consumed.labels(topic, event.event_type.value).inc()
+        for compiled in result.matched:
+            self.matches.labels(compiled.action_type, compiled.id).inc()
+        if not result.outbounds:
+            return
+        now = datetime.now(UTC)
+        self.processing_seconds.observe(time.perf_counter() - started)
+        lag = max((now - event.occurred_at).total_seconds(), 0.0)
+        for out in result.outbounds:
+            self.jobs_emitted.labels(out.action_type, out.automation_id).inc()
+            self.event_to_job_seconds.labels(out.action_type).observe(lag)
+
 
 class DispatchMetrics:
     """Metrics of the action dispatchers."""
@@ -106,6 +146,24 @@ class DispatchMetrics:
         self.duplicates_skipped = Counter(
             "hookstream_duplicate_jobs_skipped_total",
             "Redelivered jobs not sent again because they already succeeded.",
+            ["action_type"],
+            registry=registry,
+        )
+        self.retries_scheduled = Counter(
+            "hookstream_retries_scheduled_total",
+            "Failed attempts sent to a retry-tier topic, by tier.",
+            ["action_type", "tier"],
+            registry=registry,
+        )
+        self.jobs_in_flight = Gauge(
+            "hookstream_dispatch_jobs_in_flight",
+            "Jobs taken up by this dispatcher and not yet finished.",
+            ["action_type"],
+            registry=registry,
+        )
+        self.endpoints_gone_skipped = Counter(
+            "hookstream_endpoint_gone_jobs_total",
+            "Jobs failed without a request because their automation's endpoint answered 410.",
             ["action_type"],
             registry=registry,
         )

@@ -609,6 +609,10 @@ class DeadLetter(BaseModel):
     error_code: str
     failed_at: AwareDatetime
     event_id: str | None = None
+    # Size of the original value; `value_truncated` marks a value kept only in part
+    # because in full it could not fit in a Kafka record (see docs/decisions.md).
+    value_size: int | None = None
+    value_truncated: bool = False
 
     @staticmethod
     def encode(data: bytes | None) -> str | None:

@@ -182,7 +182,14 @@ def _event_id_of(raw: bytes | None) -> str | None:
 class Pipeline:
     """Event bytes in, action jobs (or a dead-letter record) out; no I/O."""
 
-    __slots__ = ("clock", "index", "max_event_bytes", "reserved_topics", "topics")
+    __slots__ = (
+        "clock",
+        "dead_letter_value_limit",
+        "index",
+        "max_event_bytes",
+        "reserved_topics",
+        "topics",
+    )
 
     def __init__(
         self,
@@ -199,6 +206,9 @@ class Pipeline:
         self.index = index
         self.topics = dict(topics)
         self.max_event_bytes = max_event_bytes
+        # Originals up to twice the event limit are kept whole (their base64 still fits
+        # the dead-letter record size the worker's producer allows: 4x the event limit).
+        self.dead_letter_value_limit = 2 * max_event_bytes
         self.clock = clock
         # A kafka action may not write into Hookstream's own topics (loops, corruption).
         self.reserved_topics = frozenset(reserved_topics) | frozenset(self.topics.values())
@@ -274,8 +284,13 @@ class Pipeline:
     def _dead_letter(
         self, raw: bytes | None, source: SourceInfo, error: InvalidEventError
     ) -> ProcessResult:
+        kept = raw
+        if raw is not None and len(raw) > self.dead_letter_value_limit:
+            kept = raw[: self.max_event_bytes]
         record = DeadLetter(
-            value_b64=_b64(raw),
+            value_b64=_b64(kept),
+            value_size=None if raw is None else len(raw),
+            value_truncated=kept is not raw,
             key_b64=_b64(source.key),
             headers=_headers(source),
             source_topic=source.topic,

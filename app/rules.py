@@ -16,6 +16,7 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from app.errors import HookstreamError
+from app.kafka_io import topic_partitions
 from app.matching import AutomationIndex
 from app.pipeline import automation_from_record
 from app.settings import Settings
@@ -40,6 +41,18 @@ class RuleBook:
         self.ready = asyncio.Event()
         self.invalid_records = 0
         self._on_change = on_change
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def ping(self, timeout: float = 2.0) -> bool:
+        """Whether the broker answers a metadata request now."""
+        consumer = self._consumer
+        if consumer is None:
+            return False
+        try:
+            await asyncio.wait_for(consumer.topics(), timeout)
+        except Exception:  # any failure means "not reachable"; /readyz reports it
+            return False
+        return True
 
     def apply(self, key: bytes | None, value: bytes | None) -> None:
         """Apply one record of the compacted topic: an automation or a tombstone."""
@@ -79,9 +92,9 @@ class RuleBook:
             client_id=f"{self.settings.app_id}-rulebook",
         )
         await consumer.start()
+        self._consumer = consumer
         try:
-            partitions = await self._partitions(consumer, topic)
-            tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+            tps = await topic_partitions(consumer, topic)
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             end = await consumer.end_offsets(tps)
@@ -96,18 +109,9 @@ class RuleBook:
                     log.info("rule book ready: %d automations loaded", len(self.index))
                     self.ready.set()
         finally:
+            self._consumer = None
             await consumer.stop()
 
     @staticmethod
     async def _caught_up(consumer: AIOKafkaConsumer, tp: TopicPartition, end: int) -> bool:
         return bool(await consumer.position(tp) >= end)
-
-    @staticmethod
-    async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-        for _ in range(100):
-            partitions = consumer.partitions_for_topic(topic)
-            if partitions:
-                return set(partitions)
-            await consumer.force_metadata_update()
-            await asyncio.sleep(0.1)
-        raise HookstreamError(f"automations topic {topic!r} does not exist")

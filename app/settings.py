@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.dispatch.config import DispatchSettings
+
 __all__ = ["Settings", "get_settings"]
 
 
@@ -57,6 +59,8 @@ class Settings(BaseSettings):
     producer_linger_ms: int = Field(default=5, ge=0)
     producer_compression: str | None = "lz4"
 
+    dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
+
     @property
     def broker_url(self) -> str:
         """The Faust broker URL built from the bootstrap servers."""
@@ -64,6 +68,26 @@ class Settings(BaseSettings):
             f"kafka://{server.strip()}"
             for server in self.kafka_bootstrap_servers.split(",")
             if server.strip()
+        )
+
+    @property
+    def max_record_bytes(self) -> int:
+        """Largest record the worker produces: a dead letter keeps a 2x-limit original."""
+        return 4 * self.max_event_bytes + 64 * 1024
+
+    @property
+    def reserved_topics(self) -> frozenset[str]:
+        """Hookstream's own topics, which a kafka action may not write to."""
+        return frozenset(
+            {
+                self.registry_events_topic,
+                self.artifact_events_topic,
+                self.automations_topic,
+                self.dlq_topic,
+                self.action_results_topic,
+                self.actions_dlq_topic,
+                *self.action_topics.values(),
+            }
         )
 
     @property

@@ -22,8 +22,6 @@ def define_alias_table(app: faust.App, settings: Settings) -> Any:
         "alias-pointers",
         default=None,
         partitions=settings.topic_partitions,
-        key_type=str,
-        value_type=dict,
         help="collection path -> {alias: version}",
     )
 

@@ -24,8 +24,10 @@ async def tail(
 ) -> int:
     """Print each record as `key<TAB>json`; stop after max_records or timeout idle seconds."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None,
-        enable_auto_commit=False, auto_offset_reset="earliest",
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
     )
     await consumer.start()
     seen = 0
@@ -46,7 +48,9 @@ async def tail(
                     idle_since = time.monotonic()
                     key = (record.key or b"").decode("utf-8", "replace")
                     try:
-                        value = serialization.dumps_str(serialization.loads(record.value or b"null"))
+                        value = serialization.dumps_str(
+                            serialization.loads(record.value or b"null")
+                        )
                     except serialization.JSONDecodeError:
                         value = repr(record.value)
                     sys.stdout.write(f"{key}\t{value}\n")

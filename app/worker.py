@@ -18,6 +18,7 @@ from app.pipeline import Pipeline
 from app.rules import RuleBook
 from app.settings import Settings
 from app.tables import define_alias_table
+from app.views import define_views
 
 __all__ = ["Hookstream", "create_worker", "run_worker"]
 
@@ -38,6 +39,7 @@ class Hookstream:
             topics=settings.action_topics,
             max_event_bytes=settings.max_event_bytes,
             clock=lambda: datetime.now(UTC),
+            reserved_topics=settings.reserved_topics,
         )
         self.app = faust.App(
             settings.app_id,
@@ -53,6 +55,7 @@ class Hookstream:
             consumer_auto_offset_reset="earliest",
             producer_linger_ms=settings.producer_linger_ms,
             producer_compression_type=settings.producer_compression,
+            producer_max_request_size=settings.max_record_bytes,
             # Tables recover from their changelog; a standby replica doubles the
             # changelog reads for no gain on the one-or-two-worker deployments we test.
             table_standby_replicas=0,
@@ -60,8 +63,11 @@ class Hookstream:
         self.registry_events = self._raw_topic(settings.registry_events_topic)
         self.artifact_events = self._raw_topic(settings.artifact_events_topic)
         self.alias_table = define_alias_table(self.app, settings)
+        self.assigned_once = False
+        self.app.on_partitions_assigned.connect(self._on_assigned)
         self.app.task(self.rulebook.run)
         define_agents(self)
+        define_views(self)
 
     def _raw_topic(self, name: str) -> Any:
         return self.app.topic(
@@ -72,6 +78,19 @@ class Hookstream:
             value_serializer="raw",
             partitions=self.settings.topic_partitions,
         )
+
+    async def _on_assigned(
+        self, sender: Any, /, *args: Any, signal: Any = None, **kwargs: Any
+    ) -> None:
+        self.assigned_once = True
+
+    async def readiness(self) -> dict[str, bool]:
+        """The checks behind /readyz."""
+        return {
+            "partitions_assigned": self.assigned_once and not self.app.rebalancing,
+            "automations_loaded": self.rulebook.ready.is_set(),
+            "broker_reachable": await self.rulebook.ping(),
+        }
 
     def _on_rule_change(self, automation_id: str, present: bool) -> None:
         self.metrics.automations_loaded.set(len(self.index))

@@ -24,7 +24,8 @@ class BrokerUnavailable(RuntimeError):
 def _local_kafka() -> ModuleType:
     path = ROOT / "deploy" / "kafka" / "local_kafka.py"
     spec = importlib.util.spec_from_file_location("local_kafka", path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import os
 import shutil
 import signal
@@ -75,15 +76,24 @@ def resolve_jars() -> Path:
     if marker.exists():
         return libs
     if shutil.which("mvn") is None:
-        raise SystemExit("mvn not found: install Java 17+ and Maven, or set KAFKA_BOOTSTRAP_SERVERS")
+        raise SystemExit(
+            "mvn not found: install Java 17+ and Maven, or set KAFKA_BOOTSTRAP_SERVERS"
+        )
     tmp = libs.with_name("libs.partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    print(f"resolving Apache Kafka {kafka_version()} from Maven Central into {libs} ...", flush=True)
+    print(
+        f"resolving Apache Kafka {kafka_version()} from Maven Central into {libs} ...", flush=True
+    )
     started = time.monotonic()
     cmd = [
-        "mvn", "-q", "-B", "-f", str(POM),
+        "mvn",
+        "-q",
+        "-B",
+        "-f",
+        str(POM),
         "dependency:copy-dependencies",
-        f"-DoutputDirectory={tmp}", "-DincludeScope=runtime",
+        f"-DoutputDirectory={tmp}",
+        "-DincludeScope=runtime",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -102,9 +112,16 @@ def java_cmd(libs: Path, heap: str, *args: str) -> list[str]:
     if java is None:
         raise SystemExit("java not found: install Java 17+")
     return [
-        java, f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        java,
+        f"-Xmx{heap}",
+        f"-Xms{heap}",
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
         "-XX:TieredStopAtLevel=1",  # C1 only: faster start, ample speed for a dev broker
-        "-Xshare:auto", "-cp", f"{libs}/*", *args,
+        "-Xshare:auto",
+        "-cp",
+        f"{libs}/*",
+        *args,
     ]
 
 
@@ -152,7 +169,9 @@ def read_pid(port: int) -> int | None:
         return None
     try:
         os.kill(pid, 0)
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes() if Path("/proc").exists() else b"kafka.Kafka"
+        cmdline = (
+            Path(f"/proc/{pid}/cmdline").read_bytes() if Path("/proc").exists() else b"kafka.Kafka"
+        )
     except (OSError, ProcessLookupError):
         cmdline = b""
     if b"kafka.Kafka" not in cmdline:
@@ -195,7 +214,9 @@ def format_storage(libs: Path, config: Path, heap: str) -> None:
         return
     shutil.rmtree(data, ignore_errors=True)
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    cmd = java_cmd(libs, "256m", "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config))
+    cmd = java_cmd(
+        libs, "256m", "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)
+    )
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout + proc.stderr)
@@ -209,7 +230,9 @@ def start(port: int, controller_port: int, heap: str, timeout: float) -> bool:
         if wait_ready(port, timeout):
             print(f"kafka already running on 127.0.0.1:{port}")
             return False
-        raise SystemExit(f"a broker runs on {port} but does not answer; see {run_dir(port) / 'logs'}")
+        raise SystemExit(
+            f"a broker runs on {port} but does not answer; see {run_dir(port) / 'logs'}"
+        )
     if port_open(port):
         raise SystemExit(f"port {port} is taken by another program; set HOOKSTREAM_KAFKA_PORT")
     libs = resolve_jars()
@@ -219,23 +242,33 @@ def start(port: int, controller_port: int, heap: str, timeout: float) -> bool:
         logs = run_dir(port) / "logs"
         out = (logs / "stdout.log").open("ab")
         cmd = java_cmd(
-            libs, heap,
-            f"-Dlog4j2.configurationFile={LOG4J}", f"-Dkafka.logs.dir={logs}",
-            "kafka.Kafka", str(config),
+            libs,
+            heap,
+            f"-Dlog4j2.configurationFile={LOG4J}",
+            f"-Dkafka.logs.dir={logs}",
+            "kafka.Kafka",
+            str(config),
         )
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         (run_dir(port) / "kafka.pid").write_text(str(proc.pid))
         if wait_ready(port, timeout, proc):
-            print(f"kafka {kafka_version()} ready on 127.0.0.1:{port} in "
-                  f"{time.monotonic() - started_at:.1f}s (pid {proc.pid})")
+            print(
+                f"kafka {kafka_version()} ready on 127.0.0.1:{port} in "
+                f"{time.monotonic() - started_at:.1f}s (pid {proc.pid})"
+            )
             return True
         stop(port, quiet=True)
         if attempt == 1:
             # A data folder from another version or a crashed format: start afresh once.
-            print("broker did not come up; wiping its data folder and trying once more", file=sys.stderr)
+            print(
+                "broker did not come up; wiping its data folder and trying once more",
+                file=sys.stderr,
+            )
             shutil.rmtree(run_dir(port) / "data", ignore_errors=True)
-    raise SystemExit(f"kafka did not start; its log: {run_dir(port) / 'logs' / 'server.log'} "
-                     f"and {run_dir(port) / 'logs' / 'stdout.log'}")
+    raise SystemExit(
+        f"kafka did not start; its log: {run_dir(port) / 'logs' / 'server.log'} "
+        f"and {run_dir(port) / 'logs' / 'stdout.log'}"
+    )
 
 
 def wait_ready(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> bool:
@@ -274,17 +307,19 @@ def stop(port: int, quiet: bool = False) -> None:
 
 
 def _reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("command", choices=["up", "down", "status", "run", "jars", "version"])
-    parser.add_argument("--port", type=int, default=int(os.environ.get("HOOKSTREAM_KAFKA_PORT", "9092")))
+    parser.add_argument(
+        "--port", type=int, default=int(os.environ.get("HOOKSTREAM_KAFKA_PORT", "9092"))
+    )
     parser.add_argument("--controller-port", type=int, default=0, help="default: port + 1")
     parser.add_argument("--timeout", type=float, default=90.0)
     parser.add_argument("rest", nargs=argparse.REMAINDER)

@@ -1,0 +1,211 @@
+"""Real worker processes and Kafka helpers for integration tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+from app import serialization
+from app.kafka_io import produce, topic_partitions
+from app.settings import Settings
+
+__all__ = [
+    "WorkerProcess",
+    "consume",
+    "free_port",
+    "isolated_settings",
+    "produce_events",
+    "settings_env",
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+_TOPIC_FIELDS = (
+    "registry_events_topic",
+    "artifact_events_topic",
+    "automations_topic",
+    "webhook_topic",
+    "notification_topic",
+    "queue_job_topic",
+    "dlq_topic",
+    "action_results_topic",
+    "actions_dlq_topic",
+)
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def isolated_settings(bootstrap: str, uid: str, tmp: Path, **overrides: Any) -> Settings:
+    """Settings whose topics, app id (consumer group) and data folder belong to one test."""
+    values: dict[str, Any] = {f: f"{Settings.model_fields[f].default}-{uid}" for f in _TOPIC_FIELDS}
+    values.update(
+        kafka_bootstrap_servers=bootstrap,
+        app_id=f"hookstream-{uid}",
+        web_port=free_port(),
+        data_dir=tmp / "data",
+        topic_partitions=4,
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process read the same settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKSTREAM_")}
+    for name, value in settings.model_dump(exclude={"api_token"}).items():
+        if isinstance(value, dict | list) or value is None:
+            continue
+        env[f"HOOKSTREAM_{name.upper()}"] = str(value)
+    env["KAFKA_BOOTSTRAP_SERVERS"] = settings.kafka_bootstrap_servers
+    if settings.api_token is not None:
+        env["HOOKSTREAM_API_TOKEN"] = settings.api_token.get_secret_value()
+    return env
+
+
+class WorkerProcess:
+    """`hookstream worker` as a real child process."""
+
+    def __init__(self, settings: Settings, log_path: Path, *, web_port: int | None = None) -> None:
+        self.settings = settings.model_copy(update={"web_port": web_port or settings.web_port})
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of the worker's web server."""
+        return f"http://127.0.0.1:{self.settings.web_port}"
+
+    def start(self, timeout: float = 90.0) -> WorkerProcess:
+        """Start and wait until /readyz answers 200."""
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "worker"],
+            cwd=ROOT,
+            env=settings_env(self.settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log_tail()}")
+            if self.http_status("/readyz") == 200:
+                return self
+            time.sleep(0.25)
+        raise TimeoutError(f"worker not ready in {timeout}s:\n{self.log_tail()}")
+
+    def http_status(self, path: str) -> int | None:
+        """Status of a GET, or None when nothing answers."""
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=3) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+        except (urllib.error.URLError, OSError):
+            return None
+
+    def get(self, path: str) -> bytes:
+        """Body of a GET."""
+        with urllib.request.urlopen(self.url + path, timeout=5) as response:
+            return bytes(response.read())
+
+    def log_tail(self, lines: int = 60) -> str:
+        """The end of the worker's log."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM and wait (SIGKILL after timeout)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+
+def produce_events(settings: Settings, topic: str, events: Iterable[dict[str, Any] | bytes]) -> int:
+    """Produce events keyed by collection path (raw bytes are sent unkeyed, as given)."""
+    records: list[tuple[bytes | None, bytes | None]] = []
+    for event in events:
+        if isinstance(event, bytes):
+            records.append((None, event))
+            continue
+        artifact = event.get("artifact") or {}
+        key = f"{event.get('entity')}/{event.get('project')}/{artifact.get('collection')}"
+        records.append((key.encode(), serialization.dumps(event)))
+    return asyncio.run(
+        produce(
+            settings.kafka_bootstrap_servers,
+            topic,
+            records,
+            max_request_size=settings.max_record_bytes,
+        )
+    )
+
+
+def consume(
+    settings: Settings, topic: str, *, expect: int, timeout: float = 30.0, settle: float = 0.0
+) -> list[tuple[bytes | None, Any]]:
+    """Read a topic from the beginning until `expect` records (then `settle` more seconds)."""
+    return asyncio.run(_consume(settings.kafka_bootstrap_servers, topic, expect, timeout, settle))
+
+
+async def _consume(
+    bootstrap: str, topic: str, expect: int, timeout: float, settle: float
+) -> list[tuple[bytes | None, Any]]:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    out: list[tuple[bytes | None, Any]] = []
+    try:
+        tps = await topic_partitions(consumer, topic)
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        deadline = time.monotonic() + timeout
+        settle_until: float | None = None
+        while time.monotonic() < deadline:
+            if len(out) >= expect and settle_until is None:
+                settle_until = time.monotonic() + settle
+            if settle_until is not None and time.monotonic() >= settle_until:
+                break
+            batches = await consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                for record in records:
+                    value = serialization.loads(record.value) if record.value is not None else None
+                    out.append((record.key, value))
+        return out
+    finally:
+        await consumer.stop()
