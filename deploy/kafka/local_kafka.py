@@ -234,6 +234,10 @@ def start(port: int, controller_port: int, heap: str, timeout: float) -> bool:
             f"a broker runs on {port} but does not answer; see {run_dir(port) / 'logs'}"
         )
     if port_open(port):
+        if broker_ready(port):
+            # A broker we did not start (another checkout, a system service): use it.
+            print(f"a Kafka broker already answers on 127.0.0.1:{port}; using it")
+            return False
         raise SystemExit(f"port {port} is taken by another program; set HOOKSTREAM_KAFKA_PORT")
     libs = resolve_jars()
     for attempt in (1, 2):
@@ -322,7 +326,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--controller-port", type=int, default=0, help="default: port + 1")
     parser.add_argument("--timeout", type=float, default=90.0)
-    parser.add_argument("rest", nargs=argparse.REMAINDER)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after "--" is the command for `run`; argparse's REMAINDER would also
+    # swallow our own options when they follow the subcommand.
+    rest: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, rest = argv[:cut], argv[cut + 1 :]
     args = parser.parse_args(argv)
     heap = os.environ.get("HOOKSTREAM_KAFKA_HEAP", "512m")
     controller_port = args.controller_port or args.port + 1
@@ -339,7 +349,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kafka on 127.0.0.1:{args.port}: {'ready' if ok else 'not running'}")
         return 0 if ok else 1
     elif args.command == "run":
-        rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
         if not rest:
             parser.error("run needs a command after --")
         mine = start(args.port, controller_port, heap, args.timeout)

@@ -1,0 +1,52 @@
+"""Consumer lag per assigned event-topic partition, as a gauge refreshed by a timer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from app.worker import Hookstream
+
+__all__ = ["define_lag_timer", "update_lag"]
+
+log = logging.getLogger(__name__)
+
+LAG_INTERVAL_SECONDS = 5.0
+
+
+async def update_lag(hs: Hookstream) -> None:
+    """Set lag = end offset - committed offset (as kafka-consumer-groups reports it)."""
+    consumer = hs.app.consumer
+    topics = {hs.settings.registry_events_topic, hs.settings.artifact_events_topic}
+    tps = [tp for tp in consumer.assignment() if tp.topic in topics]
+    gauge = hs.metrics.consumer_lag
+    current = {(tp.topic, str(tp.partition)) for tp in tps}
+    # Revoked partitions lose their series, or a stale value would keep lag alerts firing.
+    for labels in hs.lag_labels - current:
+        gauge.remove(*labels)
+    hs.lag_labels = current
+    if not tps:
+        return
+    highwaters = await consumer.highwaters(*tps)
+    # Faust keeps the last committed offset per partition; no public accessor exists.
+    committed: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})
+    for tp in tps:
+        end = highwaters.get(tp)
+        if end is None:
+            continue
+        done = committed.get(tp)
+        gauge.labels(tp.topic, str(tp.partition)).set(max(end - (done or 0), 0))
+
+
+def define_lag_timer(hs: Hookstream) -> None:
+    """Refresh the lag gauge every few seconds."""
+
+    async def refresh_consumer_lag() -> None:
+        try:
+            await update_lag(hs)
+        except Exception as exc:  # lag is best-effort telemetry; it must not stop the worker
+            log.warning("consumer lag update failed: %r", exc)
+
+    hs.app.timer(LAG_INTERVAL_SECONDS)(refresh_consumer_lag)
