@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from app.admin import ensure_topics
 from app.agents import define_agents
+from app.lag import define_lag_timer
 from app.matching import AutomationIndex
 from app.metrics import WorkerMetrics
 from app.pipeline import Pipeline
@@ -64,10 +65,15 @@ class Hookstream:
         self.artifact_events = self._raw_topic(settings.artifact_events_topic)
         self.alias_table = define_alias_table(self.app, settings)
         self.assigned_once = False
+        self.lag_labels: set[tuple[str, str]] = set()
+        # Children exist from the start so increase() sees the first dead letter.
+        for topic in (settings.registry_events_topic, settings.artifact_events_topic):
+            self.metrics.dead_letters.labels(topic)
         self.app.on_partitions_assigned.connect(self._on_assigned)
         self.app.task(self.rulebook.run)
         define_agents(self)
         define_views(self)
+        define_lag_timer(self)
 
     def _raw_topic(self, name: str) -> Any:
         return self.app.topic(
