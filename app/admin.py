@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from app.dispatch.topics import DispatchKind, dispatch_topics
 from app.settings import Settings
 
-__all__ = ["TopicSpec", "ensure_topics", "topic_specs"]
+__all__ = ["TopicSpec", "dispatch_topic_specs", "ensure_topics", "topic_specs"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,24 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     # The automations topic is the replicated rule table: compacted, so it keeps the
     # latest automation per id and a tombstone deletes one.
     specs.append(TopicSpec(settings.automations_topic, n, compacted))
+    return specs
+
+
+def dispatch_topic_specs(settings: Settings) -> list[TopicSpec]:
+    """Retry-tier and state topics of the webhook and notification dispatchers."""
+    n = settings.topic_partitions
+    retention_ms = str(int(settings.dispatch.dedup_retention_seconds * 1000))
+    # Dedup entries are only needed for the retention window: compact keeps the latest
+    # status per job id, delete drops ids older than the window.
+    dedup = {"cleanup.policy": "compact,delete", "retention.ms": retention_ms}
+    gone = {"cleanup.policy": "compact"}
+    specs: list[TopicSpec] = []
+    kinds: tuple[DispatchKind, ...] = ("webhook", "notification")
+    for kind in kinds:
+        topics = dispatch_topics(settings, kind)
+        specs.extend(TopicSpec(name, n) for name in topics.retries)
+        specs.append(TopicSpec(topics.dedup, n, dedup))
+        specs.append(TopicSpec(topics.gone, n, gone))
     return specs
 
 

@@ -35,6 +35,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dispatch(args: argparse.Namespace) -> int:
+    """Run a webhook or notification dispatcher in the foreground."""
+    from app.dispatch.run import run_dispatcher
+
+    settings = _settings()
+    if args.port is not None:
+        settings = settings.model_copy(update={"web_port": args.port})
+    return run_dispatcher(settings, args.kind)
+
+
 def cmd_topics_create(args: argparse.Namespace) -> int:
     """Create every topic of the contract (existing ones are left alone)."""
     from app.admin import ensure_topics
@@ -204,6 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="run the event worker")
     p.add_argument("--port", type=int, default=None, help="web port (default: settings)")
     p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("dispatch", help="run a webhook or notification dispatcher")
+    p.add_argument("kind", choices=["webhook", "notification"])
+    p.add_argument("--port", type=int, default=None, help="web port (default: settings)")
+    p.set_defaults(func=cmd_dispatch)
 
     topics = sub.add_parser("topics", help="manage topics").add_subparsers(dest="action", required=True)
     topics.add_parser("create", help="create every topic").set_defaults(func=cmd_topics_create)

@@ -65,6 +65,19 @@ class DispatchSettings(BaseModel):
     retry_tiers_seconds: tuple[float, ...] = (5.0, 30.0, 120.0, 600.0, 3600.0)
     retry_topic_suffix: str = ".retry.{tier}"
 
+    # Compacted state topics of the consumer-group service: `<action topic><suffix>`.
+    dedup_topic_suffix: str = ".dedup"
+    gone_topic_suffix: str = ".gone"
+
+    # Consumer-group service: jobs of one partition delivered at once (a slow endpoint
+    # holds one slot, not the partition), how often finished offsets are committed, and
+    # how long a revoked or stopping partition may finish its in-flight attempts.
+    max_in_flight_per_partition: int = Field(default=16, ge=1, le=1000)
+    commit_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    drain_seconds: float = Field(default=15.0, ge=0, le=600)
+    # How long a crashed instance keeps its partitions before the group reassigns them.
+    session_timeout_seconds: float = Field(default=10.0, ge=1, le=300)
+
     # Slack: link to the artifact version, e.g.
     # "https://wandb.ai/${entity_name}/${project_name}/artifacts/${artifact_type}/
     #  ${artifact_collection_name}/${artifact_version}". None: plain text only.
@@ -118,6 +131,14 @@ class DispatchSettings(BaseModel):
         if self.backoff_max_seconds < self.backoff_base_seconds:
             raise ValueError("backoff_max_seconds must be >= backoff_base_seconds")
         return self
+
+    @field_validator("dedup_topic_suffix", "gone_topic_suffix")
+    @classmethod
+    def _check_state_suffix(cls, suffix: str) -> str:
+        """A state topic must differ from its action topic."""
+        if not suffix:
+            raise ValueError("a state topic suffix cannot be empty")
+        return suffix
 
     def retry_topic(self, action_topic: str, tier_seconds: float) -> str:
         """The retry topic of one tier, e.g. `actions.webhook.retry.30s`."""

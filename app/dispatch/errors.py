@@ -10,6 +10,7 @@ __all__ = [
     "DispatchError",
     "InvalidJobError",
     "SecretNotConfiguredError",
+    "ServiceStoppingError",
     "SignatureVerificationError",
 ]
 
@@ -48,3 +49,7 @@ class SignatureVerificationError(HookstreamError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class ServiceStoppingError(HookstreamError):
+    """The dispatcher stopped before Kafka acknowledged a job's records; it is redelivered."""

@@ -18,6 +18,7 @@ class ErrorKind(StrEnum):
     BLOCKED = "blocked"  # refused by the network policy
     SECRET = "secret"  # a named secret is not configured
     INVALID_JOB = "invalid_job"
+    ENDPOINT_GONE = "endpoint_gone"  # not sent: an earlier attempt got 410 at this revision
 
 
 @dataclass(frozen=True, slots=True)

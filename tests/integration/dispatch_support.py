@@ -1,0 +1,359 @@
+"""Helpers of the dispatcher integration tests: a recording HTTP receiver, jobs, topic reads."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from aiokafka import AIOKafkaConsumer
+
+from app import serialization
+from app.dispatch.service import Dispatcher
+from app.dispatch.topics import DispatchKind, partitions_of
+from app.kafka_io import producer
+from app.settings import Settings
+from tests.integration.harness import ROOT, isolated_settings, settings_env
+
+__all__ = [
+    "DispatcherProcess",
+    "Hit",
+    "Receiver",
+    "TopicReader",
+    "dispatch_env",
+    "dispatcher",
+    "make_job",
+    "make_settings",
+    "produce_jobs",
+]
+
+Handler = Callable[[web.Request, int], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class Hit:
+    """One request the receiver got: its path, headers, body, arrival time and answer."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+    status: int | None = None
+
+    @property
+    def webhook_id(self) -> str:
+        """The `webhook-id` header ('' when absent)."""
+        return self.headers.get("webhook-id", self.headers.get("Webhook-Id", ""))
+
+
+async def _ok(request: web.Request, count: int) -> web.StreamResponse:
+    return web.Response(text="ok")
+
+
+@dataclass
+class Receiver:
+    """A real aiohttp server on 127.0.0.1; a path's handler gets (request, n-th POST of its id)."""
+
+    handlers: dict[str, Handler] = field(default_factory=dict)
+    hits: list[Hit] = field(default_factory=list)
+    port: int = 0
+    _runner: web.AppRunner | None = None
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def url(self, path: str) -> str:
+        """The absolute URL of a path on this server."""
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def for_id(self, webhook_id: str) -> list[Hit]:
+        """Every request that carried this webhook-id, in arrival order."""
+        return [h for h in self.hits if h.webhook_id == webhook_id]
+
+    def on(self, path: str) -> list[Hit]:
+        """Every request to a path."""
+        return [h for h in self.hits if h.path == path]
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        hit = Hit(request.path, dict(request.headers), await request.read(), time.monotonic())
+        self.hits.append(hit)
+        count = len(self.for_id(hit.webhook_id)) if hit.webhook_id else len(self.on(hit.path))
+        handler = self.handlers.get(request.path, _ok)
+        try:
+            response = await handler(request, count)
+        finally:
+            self._changed.set()
+        hit.status = response.status
+        self._changed.set()
+        return response
+
+    async def start(self) -> Receiver:
+        """Listen on an ephemeral loopback port."""
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def close(self) -> None:
+        """Stop listening."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def wait_for(self, predicate: Callable[[], bool], seconds: float = 20.0) -> None:
+        """Wait until `predicate()` holds, re-checked on every request."""
+        deadline = time.monotonic() + seconds
+        while not predicate():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"receiver condition not met in {seconds}s: {self.hits}")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.2))
+
+
+def make_settings(bootstrap: str, uid: str, tmp: Path, **dispatch: Any) -> Settings:
+    """Per-test topics and group; loopback http allowed; tiny retry delays."""
+    values: dict[str, Any] = {
+        "allow_http": True,
+        "allowed_networks": ["127.0.0.1/32"],
+        "timeout_seconds": 2.0,
+        "backoff_base_seconds": 0.05,
+        "backoff_max_seconds": 2.0,
+        "retry_tiers_seconds": [0.2, 1.0],
+        "max_attempts": 5,
+        "commit_interval_seconds": 0.1,
+        "drain_seconds": 2.0,
+        "session_timeout_seconds": 6.0,
+    }
+    values.update(dispatch)
+    return isolated_settings(bootstrap, uid, tmp, topic_partitions=2, dispatch=values)
+
+
+
+
+def make_job(
+    url: str,
+    *,
+    automation_id: str = "deploy-hook",
+    revision: int = 1,
+    payload: str | None = None,
+    secret: str | None = None,
+    access_token: str | None = None,
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    """A webhook action job as the worker writes it (contract "Action jobs")."""
+    event_id = event_id or str(uuid.uuid4())
+    job_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{event_id}/{automation_id}/{revision}"))
+    action: dict[str, Any] = {
+        "url": url,
+        "payload": payload or serialization.dumps_str({"event_id": event_id, "model": "m:v3"}),
+        "headers": {},
+    }
+    if secret:
+        action["secret"] = secret
+    if access_token:
+        action["access_token"] = access_token
+    return {
+        "job_id": job_id,
+        "automation_id": automation_id,
+        "automation_name": f"{automation_id} (test)",
+        "automation_revision": revision,
+        "event_id": event_id,
+        "event_type": "ADD_ARTIFACT_ALIAS",
+        "action_type": "webhook",
+        "created_at": datetime.now(UTC).isoformat(),
+        "action": action,
+        "event": {"event_id": event_id, "event_type": "ADD_ARTIFACT_ALIAS"},
+    }
+
+
+async def produce_jobs(settings: Settings, topic: str, jobs: list[dict[str, Any]]) -> None:
+    """Produce jobs keyed by automation id; returns when Kafka acknowledged them."""
+    async with producer(settings.kafka_bootstrap_servers) as prod:
+        futures = [
+            await prod.send(topic, key=j["automation_id"].encode(), value=serialization.dumps(j))
+            for j in jobs
+        ]
+        await asyncio.gather(*futures)
+
+
+class TopicReader:
+    """Reads a topic from the beginning in the background; `wait` for a condition on its values."""
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        self._bootstrap = settings.kafka_bootstrap_servers
+        self.topic = topic
+        self.records: list[tuple[bytes | None, Any, list[tuple[str, bytes]]]] = []
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def values(self) -> list[Any]:
+        """Decoded values read so far."""
+        return [value for _, value, _ in self.records]
+
+    async def start(self) -> TopicReader:
+        """Assign every partition and start reading."""
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False,
+            auto_offset_reset="earliest", fetch_max_wait_ms=100,
+        )
+        await self._consumer.start()
+        tps = await partitions_of(self._bootstrap, [self.topic])
+        self._consumer.assign(tps)
+        await self._consumer.seek_to_beginning(*tps)
+        self._task = asyncio.create_task(self._read())
+        return self
+
+    async def _read(self) -> None:
+        assert self._consumer is not None
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=100)
+            for batch in batches.values():
+                for r in batch:
+                    value = serialization.loads(r.value) if r.value is not None else None
+                    self.records.append((r.key, value, list(r.headers or ())))
+
+    async def wait(
+        self, predicate: Callable[[list[Any]], bool], seconds: float = 20.0
+    ) -> list[Any]:
+        """Wait until `predicate(values)` holds; returns the values."""
+        deadline = time.monotonic() + seconds
+        while not predicate(self.values):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.topic}: condition not met in {seconds}s: {self.values}")
+            await asyncio.sleep(0.05)
+        return self.values
+
+    async def close(self) -> None:
+        """Stop reading."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+
+@asynccontextmanager
+async def dispatcher(
+    settings: Settings, kind: DispatchKind = "webhook", **kwargs: Any
+) -> AsyncIterator[Dispatcher]:
+    """An in-process dispatcher, started and assigned its partitions."""
+    service = Dispatcher(settings, kind, **kwargs)
+    await service.start()
+    try:
+        async with asyncio.timeout(30):
+            await service.wait_ready()
+        yield service
+    finally:
+        await service.stop()
+
+
+def dispatch_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a child dispatcher the same settings, `dispatch` included."""
+    env = settings_env(settings)
+    for name, value in settings.dispatch.model_dump(mode="json").items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, list | dict):
+            text = serialization.dumps_str(value)
+        else:
+            text = str(value)
+        env[f"HOOKSTREAM_DISPATCH__{name.upper()}"] = text
+    return env
+
+
+class DispatcherProcess:
+    """`hookstream dispatch <kind>` as a real child process."""
+
+    def __init__(self, settings: Settings, kind: DispatchKind, log_path: Path,
+                 extra_env: dict[str, str] | None = None) -> None:
+        self.settings = settings
+        self.kind = kind
+        self.log_path = log_path
+        self.env = {**dispatch_env(settings), **(extra_env or {})}
+        self.proc: asyncio.subprocess.Process | None = None
+
+    def url(self, path: str) -> str:
+        """A URL on the child's web server."""
+        return f"http://127.0.0.1:{self.settings.web_port}{path}"
+
+    async def start(self, seconds: float = 60.0) -> DispatcherProcess:
+        """Start and wait until /readyz answers 200."""
+        with self.log_path.open("ab") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "app.cli", "dispatch", self.kind,
+                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.proc.returncode is not None:
+                raise RuntimeError(f"dispatcher exited with {self.proc.returncode}:\n{self.log()}")
+            if await self.status("/readyz") == 200:
+                return self
+            await asyncio.sleep(0.2)
+        raise TimeoutError(f"dispatcher not ready in {seconds}s:\n{self.log()}")
+
+    async def status(self, path: str) -> int | None:
+        """HTTP status of a GET, None when nothing answers."""
+        try:
+            async with aiohttp.ClientSession() as session, session.get(
+                self.url(path), timeout=aiohttp.ClientTimeout(total=2)
+            ) as response:
+                return response.status
+        except (aiohttp.ClientError, OSError, TimeoutError):
+            return None
+
+    async def metric(self, name: str) -> float:
+        """Sum of a metric's samples on the child's /metrics."""
+        async with aiohttp.ClientSession() as session, session.get(self.url("/metrics")) as resp:
+            text = await resp.text()
+        return sum(
+            float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line.startswith((name + "{", name + " "))
+        )
+
+    def log(self, lines: int = 80) -> str:
+        """The end of the child's log."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    async def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.proc is not None and self.proc.returncode is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            await self.proc.wait()
+
+    async def stop(self) -> int | None:
+        """SIGTERM and wait (SIGKILL after 30 s)."""
+        if self.proc is None or self.proc.returncode is not None:
+            return None if self.proc is None else self.proc.returncode
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            async with asyncio.timeout(30):
+                return await self.proc.wait()
+        except TimeoutError:
+            await self.kill()
+            return None
