@@ -167,3 +167,10 @@ class DispatchMetrics:
             ["action_type"],
             registry=registry,
         )
+
+    def prime(self, action_type: str) -> None:
+        """Create the label children up front, so alerts see a 0 before the first event."""
+        for outcome in ("finished", "failed"):
+            self.deliveries.labels(action_type, outcome)
+        self.action_dead_letters.labels(action_type)
+        self.duplicates_skipped.labels(action_type)

@@ -89,6 +89,7 @@ class Dispatcher:
         self.group_id = f"{settings.app_id}-dispatch-{kind}"
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = DispatchMetrics(self.registry)
+        self.metrics.prime(kind)
         self._environ = os.environ if environ is None else environ
         self._web_enabled = web_enabled
         self._rng = rng
