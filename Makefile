@@ -10,7 +10,7 @@ KAFKA_PORT ?= 9092
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install kafka-up kafka-down kafka-status run test test-unit test-integration lint schemas bench clean
+.PHONY: help install kafka-up kafka-down kafka-status run test test-unit test-integration test-faults lint schemas bench clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -43,6 +43,13 @@ run: kafka-up ## Install, start a broker unless configured, apply the example au
 test: install ## Install, start a broker (unless configured), run the whole suite, stop only that broker
 	@if [ -n "$$KAFKA_BOOTSTRAP_SERVERS" ]; then $(PY) -m pytest $(PYTEST_ARGS); \
 	else $(KAFKA) run --port $(KAFKA_PORT) -- $(PY) -m pytest $(PYTEST_ARGS); fi
+
+FAULT_TESTS := tests/faults tests/unit/test_hostile_events.py tests/unit/test_hostile_automations.py
+
+test-faults: install ## Fault suite only (crash, broker restart, rebalance, hostile input, secrets); figures in build/faults-report.md
+	@if [ -n "$$KAFKA_BOOTSTRAP_SERVERS" ]; then $(PY) -m pytest -m faults $(FAULT_TESTS) $(PYTEST_ARGS); \
+	else $(KAFKA) run --port $(KAFKA_PORT) -- $(PY) -m pytest -m faults $(FAULT_TESTS) $(PYTEST_ARGS); fi
+	@cat build/faults-report.md 2>/dev/null || true
 
 test-unit: install ## Unit tests only (no broker)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

@@ -6,7 +6,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from app.pipeline import SourceInfo
+from app.pipeline import ProcessResult, SourceInfo
 from app.tables import TableAliasStore
 
 if TYPE_CHECKING:
@@ -51,6 +51,15 @@ def _make_agent(hs: Hookstream) -> Any:
                 await producer_send(out.topic, out.key, out.value)
             if result.dead_letter is not None:
                 await producer_send(dlq, message.key, result.dead_letter)
+            if result.failures:
+                # A match that could not become a job (e.g. over the record limit).
+                _log_failures(result)
             hs.metrics.observe(result, message.topic, started)
 
     return process_events
+
+
+def _log_failures(result: ProcessResult) -> None:
+    event_id = result.event.event_id if result.event is not None else None
+    for automation_id, reason in result.failures:
+        log.error("event %r: automation %r produced no job: %s", event_id, automation_id, reason)

@@ -8,6 +8,8 @@ __all__ = [
     "HookstreamError",
     "InvalidAutomationError",
     "InvalidEventError",
+    "JobTooLargeError",
+    "RenderLimitError",
     "TemplateError",
     "UnknownVariableError",
 ]
@@ -49,6 +51,14 @@ class FilterError(HookstreamError):
 
 class TemplateError(HookstreamError):
     """A template is invalid (unknown variable, bad syntax)."""
+
+
+class RenderLimitError(TemplateError):
+    """Rendering one job's templates would insert more characters than allowed."""
+
+
+class JobTooLargeError(HookstreamError):
+    """A rendered action job is larger than the largest record the worker may produce."""
 
 
 class UnknownVariableError(TemplateError):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from app.errors import ConfigError, InvalidAutomationError, InvalidEventError
+from app.errors import ConfigError, InvalidAutomationError, InvalidEventError, JobTooLargeError
 from app.filters import filter_document
 from app.matching import AutomationIndex, CompiledAutomation
 from app.models import (
@@ -31,7 +31,7 @@ from app.models import (
     parse_event,
 )
 from app.serialization import JSONDecodeError, dumps, loads
-from app.templating import template_variables
+from app.templating import TemplateVariables, template_variables
 
 __all__ = [
     "TOPIC_ACTION_TYPES",
@@ -187,6 +187,8 @@ class Pipeline:
         "dead_letter_value_limit",
         "index",
         "max_event_bytes",
+        "max_job_bytes",
+        "render_budget",
         "reserved_topics",
         "topics",
     )
@@ -209,6 +211,12 @@ class Pipeline:
         # Originals up to twice the event limit are kept whole (their base64 still fits
         # the dead-letter record size the worker's producer allows: 4x the event limit).
         self.dead_letter_value_limit = 2 * max_event_bytes
+        # A job is at most the largest record the worker's producer sends
+        # (Settings.max_record_bytes); a larger one would crash the send. Rendering
+        # stops early at three event limits (the job also carries the event), so a
+        # template repeating a large metadata value cannot exhaust memory.
+        self.max_job_bytes = 4 * max_event_bytes + 64 * 1024
+        self.render_budget = 3 * max_event_bytes
         self.clock = clock
         # A kafka action may not write into Hookstream's own topics (loops, corruption).
         self.reserved_topics = frozenset(reserved_topics) | frozenset(self.topics.values())
@@ -259,6 +267,8 @@ class Pipeline:
         if action_type == "no_op":
             result.skipped.append((compiled.id, "no_op action: nothing to send"))
             return
+        if type(variables) is TemplateVariables:
+            variables.budget = self.render_budget
         action = compiled.render_action(variables)
         if action_type == "kafka":
             topic = action["topic"]
@@ -277,8 +287,13 @@ class Pipeline:
             "action": action,
             "event": received,
         }
+        value = dumps(fields)
+        if len(value) > self.max_job_bytes:
+            raise JobTooLargeError(
+                f"job is {len(value)} bytes, over the {self.max_job_bytes}-byte record limit"
+            )
         result.outbounds.append(
-            Outbound(topic, compiled.id.encode(), dumps(fields), action_type, compiled.id)
+            Outbound(topic, compiled.id.encode(), value, action_type, compiled.id)
         )
 
     def _dead_letter(

@@ -27,6 +27,10 @@ Hookstream additions:
 W&B's ``${tag}`` is not available: Hookstream has no tag events, so it is refused as
 an unknown variable like any other name not listed here.
 
+Rendering is bounded: variables carry a ``budget`` of characters that every render
+using them may still insert; past it, RenderLimitError. A template referencing a large
+metadata value thousands of times therefore fails fast instead of building gigabytes.
+
 ``$${`` writes a literal ``${``. A value that contains ``${x}`` is inserted as-is,
 never expanded again. In a JSON context (webhook and kafka payloads) every variable
 must sit inside a JSON string and its value is JSON-string-escaped, so a rendered
@@ -41,7 +45,7 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from app.errors import TemplateError, UnknownVariableError
+from app.errors import RenderLimitError, TemplateError, UnknownVariableError
 from app.filters import MISSING, metadata_value
 from app.serialization import dumps
 
@@ -114,20 +118,34 @@ class Template:
         self.variables: frozenset[str] = frozenset(names)
 
     def render(self, variables: Mapping[str, str]) -> str:
-        """Substitute every variable once; a missing one renders empty."""
+        """Substitute every variable once; a missing one renders empty.
+
+        Raises RenderLimitError when the variables' ``budget`` (if any) runs out.
+        """
         literals = self._literals
         names = self._names
         if not names:
             return literals[0]
         escape = self._escape
+        budget: int | None = getattr(variables, "budget", None)
         parts = [literals[0]]
         for i, name in enumerate(names):
             try:
                 value = variables[name]
             except KeyError:
                 value = ""
-            parts.append(escape(value) if escape is not None else value)
+            text = escape(value) if escape is not None else value
+            if budget is not None:
+                budget -= len(text)
+                if budget < 0:
+                    raise RenderLimitError(
+                        f"rendering inserts more than the limit of characters per job "
+                        f"(stopped at ${{{name}}})"
+                    )
+            parts.append(text)
             parts.append(literals[i + 1])
+        if budget is not None:
+            variables.budget = budget  # type: ignore[attr-defined]
         return "".join(parts)
 
     def __repr__(self) -> str:
@@ -265,9 +283,13 @@ def _text(value: Any) -> str:
 
 
 class TemplateVariables(dict[str, str]):
-    """Variables of one event; ``artifact_metadata.*`` keys are resolved on first use."""
+    """Variables of one event; ``artifact_metadata.*`` keys are resolved on first use.
 
-    __slots__ = ("_metadata", "_sample")
+    ``budget``: characters renders may still insert (None: unlimited); the pipeline
+    sets it before rendering each job.
+    """
+
+    __slots__ = ("_metadata", "_sample", "budget")
 
     def __init__(
         self, values: dict[str, str], metadata: Mapping[str, Any], *, sample: str | None = None
@@ -275,6 +297,7 @@ class TemplateVariables(dict[str, str]):
         super().__init__(values)
         self._metadata = metadata
         self._sample = sample
+        self.budget: int | None = None
 
     def __missing__(self, key: str) -> str:
         if not key.startswith(METADATA_PREFIX):

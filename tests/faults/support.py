@@ -1,0 +1,714 @@
+"""Fault-suite helpers: worker processes with extra environment, a background topic
+reader, a paced producer, the workload and its offline expectation, a dedicated broker.
+
+Everything here is bounded: every wait has a deadline, every thread and child
+process is stopped by the fixture or the ``finally`` that created it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.partitioner import murmur2
+
+from app import serialization
+from app.admin import TopicSpec, ensure_topics
+from app.automation_store import apply_automations, stamp
+from app.evaluate import run_evaluate
+from app.kafka_io import topic_partitions
+from app.models import Automation, parse_automation
+from app.settings import Settings
+from tests.broker import _local_kafka
+from tests.integration.harness import ROOT, WorkerProcess, isolated_settings, settings_env
+
+__all__ = [
+    "FAST_GROUP_ENV",
+    "SESSION_TIMEOUT",
+    "ExpectedJob",
+    "FaultWorker",
+    "PacedProducer",
+    "Record",
+    "TopicReader",
+    "apply",
+    "dedicated_broker",
+    "event_topic",
+    "expected_jobs",
+    "fault_automations",
+    "job_figures",
+    "job_id_of",
+    "make_settings",
+    "partition_of",
+    "records_of",
+    "topic_config",
+    "workload",
+]
+
+
+def _group_env() -> dict[str, str]:
+    """Fast failure detection for SIGKILLed members (Faust reads these variables).
+
+    Faust's defaults (60 s session, 3 s heartbeat) make a crash wait a minute before
+    the group notices; operators set the same variables (docs/reliability.md).
+    HOOKSTREAM_FAULTS_SESSION_TIMEOUT=faust-default measures with Faust's own.
+    """
+    timeout = os.environ.get("HOOKSTREAM_FAULTS_SESSION_TIMEOUT", "10")
+    if timeout == "faust-default":
+        return {}
+    return {"BROKER_SESSION_TIMEOUT": timeout, "BROKER_HEARTBEAT_INTERVAL": "1"}
+
+
+FAST_GROUP_ENV: dict[str, str] = _group_env()
+SESSION_TIMEOUT = FAST_GROUP_ENV.get("BROKER_SESSION_TIMEOUT", "60 (Faust default)")
+
+
+class FaultWorker(WorkerProcess):
+    """A `hookstream worker` child process with extra environment variables."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        log_path: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        web_port: int | None = None,
+    ) -> None:
+        super().__init__(settings, log_path, web_port=web_port)
+        self.extra_env = dict(env or {})
+        self.started_at = 0.0
+
+    def start(self, timeout: float = 120.0) -> FaultWorker:
+        """Start and wait until /readyz answers 200 (the parent's start, plus our env)."""
+        return self.spawn().wait_ready(timeout)
+
+    def spawn(self) -> FaultWorker:
+        """Start the process without waiting."""
+        log = self.log_path.open("ab")
+        env = settings_env(self.settings)
+        env.update(self.extra_env)
+        self.started_at = time.monotonic()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "worker"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        return self
+
+    def wait_ready(self, timeout: float = 120.0) -> FaultWorker:
+        """Wait until /readyz answers 200; raises if the process exits or time runs out."""
+        assert self.proc is not None, "spawn() first"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log_tail()}")
+            if self.http_status("/readyz") == 200:
+                return self
+            time.sleep(0.25)
+        raise TimeoutError(f"worker not ready in {timeout}s:\n{self.log_tail()}")
+
+    @property
+    def alive(self) -> bool:
+        """Whether the process is still running."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def assignment(self, topics: Iterable[str]) -> set[int]:
+        """Event-topic partitions this worker owns, from its lag gauge series on /metrics."""
+        wanted = set(topics)
+        owned: set[int] = set()
+        for line in self.get("/metrics").decode().splitlines():
+            if not line.startswith("hookstream_consumer_lag_messages{"):
+                continue
+            labels = dict(
+                part.split("=", 1)
+                for part in line[line.index("{") + 1 : line.index("}")].split(",")
+            )
+            if labels.get("topic", "").strip('"') in wanted:
+                owned.add(int(labels["partition"].strip('"')))
+        return owned
+
+    def terminate_quietly(self) -> None:
+        """SIGKILL if running; never raises (for finally blocks)."""
+        with contextlib.suppress(Exception):
+            if self.proc is not None and self.proc.poll() is None:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+
+@dataclass(slots=True)
+class Record:
+    """One record read back from a topic, with the time the reader saw it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    seen_at: float
+
+    def json(self) -> Any:
+        """The value parsed as JSON."""
+        return serialization.loads(self.value) if self.value is not None else None
+
+
+class TopicReader:
+    """Reads topics from their beginning in a background thread until stopped.
+
+    Survives a broker outage: the consumer reconnects and errors are retried.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: Sequence[str],
+        *,
+        key: Callable[[bytes | None], str | None] | None = None,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.topics = list(topics)
+        self._key = key
+        self._keys: set[str] = set()
+        self._records: list[Record] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="topic-reader", daemon=True)
+
+    def __enter__(self) -> TopicReader:
+        self._thread.start()
+        if not self._ready.wait(60):
+            self.close()
+            raise TimeoutError(f"reader did not start: {self._error!r}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the thread (bounded)."""
+        self._stop.set()
+        self._thread.join(30)
+
+    def records(self, topic: str | None = None) -> list[Record]:
+        """A snapshot of what was read so far (of one topic, or all)."""
+        with self._lock:
+            return [r for r in self._records if topic is None or r.topic == topic]
+
+    def has_all(self, keys: Iterable[str]) -> bool:
+        """Whether a record with each of these keys (see `key=`) was read."""
+        with self._lock:
+            return self._keys.issuperset(keys)
+
+    def missing(self, keys: Iterable[str]) -> set[str]:
+        """The keys (see `key=`) not read yet."""
+        with self._lock:
+            return set(keys) - self._keys
+
+    def count(self, topic: str | None = None) -> int:
+        """How many records were read so far."""
+        with self._lock:
+            if topic is None:
+                return len(self._records)
+            return sum(1 for r in self._records if r.topic == topic)
+
+    def wait(self, done: Callable[[TopicReader], bool], timeout: float, poll: float = 0.2) -> bool:
+        """Poll `done(self)` until true or timeout; returns the last answer."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if done(self):
+                return True
+            if self._error is not None:
+                raise RuntimeError(f"topic reader failed: {self._error!r}")
+            time.sleep(poll)
+        return done(self)
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._run())
+        except BaseException as exc:  # reported by wait()
+            self._error = exc
+            self._ready.set()
+
+    async def _run(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=32 * 1024 * 1024,
+            fetch_max_bytes=64 * 1024 * 1024,
+        )
+        await consumer.start()
+        try:
+            tps = []
+            for topic in self.topics:
+                tps.extend(await topic_partitions(consumer, topic))
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            self._ready.set()
+            while not self._stop.is_set():
+                try:
+                    batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+                except Exception:  # a broker outage: the client reconnects
+                    await asyncio.sleep(0.5)
+                    continue
+                now = time.monotonic()
+                fresh = [
+                    Record(r.topic, r.partition, r.offset, r.key, r.value, now)
+                    for records in batches.values()
+                    for r in records
+                ]
+                if fresh:
+                    keys = [self._key(r.value) for r in fresh] if self._key is not None else []
+                    with self._lock:
+                        self._records.extend(fresh)
+                        self._keys.update(k for k in keys if k is not None)
+        finally:
+            await consumer.stop()
+
+
+class PacedProducer:
+    """Produces records in a background thread, `batch` at a time every `pause` seconds.
+
+    Idempotent and retrying, so a broker outage neither loses nor doubles an event.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        records: Sequence[tuple[str, bytes | None, bytes | None]],
+        *,
+        batch: int = 500,
+        pause: float = 0.1,
+        max_request_size: int = 1024 * 1024,
+        request_timeout_ms: int = 30_000,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.request_timeout_ms = request_timeout_ms
+        self.items = list(records)
+        self.batch = batch
+        self.pause = pause
+        self.max_request_size = max_request_size
+        self.sent = 0
+        self.sent_at: list[float] = [0.0] * len(self.items)
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="paced-producer", daemon=True)
+
+    def start(self) -> PacedProducer:
+        """Begin producing."""
+        self._thread.start()
+        return self
+
+    def join(self, timeout: float) -> None:
+        """Wait until every record is acknowledged; raises on error or timeout."""
+        if not self.done.wait(timeout):
+            raise TimeoutError(f"producer sent {self.sent}/{len(self.items)} in {timeout}s")
+        if self.error is not None:
+            raise RuntimeError(f"producer failed: {self.error!r}")
+
+    def close(self) -> None:
+        """Stop early (bounded)."""
+        self._stop.set()
+        self._thread.join(60)
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._run())
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self.done.set()
+
+    async def _run(self) -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            max_request_size=self.max_request_size,
+            # A batch waits this long for a broker that is away (a restart).
+            request_timeout_ms=self.request_timeout_ms,
+        )
+        await producer.start()
+        try:
+            for start in range(0, len(self.items), self.batch):
+                if self._stop.is_set():
+                    return
+                chunk = self.items[start : start + self.batch]
+                futures = [
+                    await producer.send(topic, key=key, value=value) for topic, key, value in chunk
+                ]
+                await asyncio.gather(*futures)
+                now = time.monotonic()
+                for i in range(start, start + len(chunk)):
+                    self.sent_at[i] = now
+                self.sent = start + len(chunk)
+                await asyncio.sleep(self.pause)
+        finally:
+            await producer.stop()
+
+
+# --- workload ---------------------------------------------------------------------
+
+ENTITY = "acme"
+REGISTRY_PROJECT = "wandb-registry-model"
+REGISTRY_COLLECTIONS = tuple(f"classifier-{i}" for i in range(16))
+PROJECT_COLLECTIONS = tuple(f"dataset-{i}" for i in range(8))
+ALIASES = ("production", "staging", "candidate", "prod-eu")
+TAGS = (("baseline",), ("candidate",), (), ("nightly", "gpu"))
+
+
+def fault_automations(uid: str) -> list[Automation]:
+    """Several automations over every action type, stamped as the store would (revision 1)."""
+    registry = {"type": "registry", "entity": ENTITY, "registry": "model"}
+    project = {"type": "project", "entity": ENTITY, "project": "vision"}
+    specs: list[dict[str, Any]] = [
+        {
+            "id": "deploy-prod",
+            "name": "deploy on prod aliases",
+            "event": "ADD_ARTIFACT_ALIAS",
+            "scope": registry,
+            "filter": {"alias": {"$regex": "^prod"}},
+            "action": {
+                "type": "webhook",
+                "url": "https://ci.example.com/hooks/deploy",
+                "payload": '{"model": "${artifact_version_string}", "alias": "${alias}", '
+                '"previous": "${previous_version}"}',
+                "secret": "DEPLOY",
+            },
+        },
+        {
+            "id": "notify-staging",
+            "name": "tell the team about staging",
+            "event": "ADD_ARTIFACT_ALIAS",
+            "scope": registry,
+            "filter": {"$or": [{"alias": "staging"}, {"tags": {"$in": ["nightly"]}}]},
+            "action": {
+                "type": "notification",
+                "channel": "C-ML",
+                "title": "${artifact_version_string} is ${alias}",
+                "message": "by ${event_author}",
+            },
+        },
+        {
+            "id": "eval-links",
+            "name": "evaluate linked versions",
+            "event": "LINK_ARTIFACT",
+            "scope": registry,
+            "action": {
+                "type": "queue_job",
+                "queue": "eval",
+                "job": "acme/evals/run:latest",
+                "config": {"model": "${artifact_version_string}"},
+            },
+        },
+        {
+            "id": "mirror-baseline-links",
+            "name": "mirror baseline links",
+            "event": "LINK_ARTIFACT",
+            "scope": registry,
+            "filter": {"tags": "baseline"},
+            "action": {
+                "type": "kafka",
+                "topic": f"fault-mirror-{uid}",
+                "payload": '{"model": "${artifact_version_string}"}',
+            },
+        },
+        {
+            "id": "train-dataset-0",
+            "name": "train on dataset-0",
+            "event": "CREATE_ARTIFACT",
+            "scope": {
+                "type": "artifact_collection",
+                "entity": ENTITY,
+                "project": "vision",
+                "collection": "dataset-0",
+            },
+            "action": {"type": "queue_job", "queue": "gpu", "job": "train", "config": {}},
+        },
+        {
+            "id": "project-alias",
+            "name": "project alias with good accuracy",
+            "event": "ADD_ARTIFACT_ALIAS",
+            "scope": project,
+            "filter": {"metadata.accuracy": {"$gte": 0.5}},
+            "action": {
+                "type": "webhook",
+                "url": "https://hooks.example.com/p",
+                "payload": '{"v": "${artifact_version}", "prev": "${previous_version}"}',
+            },
+        },
+        {
+            "id": "count-only",
+            "name": "no-op matcher",
+            "event": "ADD_ARTIFACT_ALIAS",
+            "scope": registry,
+            "action": {"type": "no_op"},
+        },
+        {
+            "id": "switched-off",
+            "name": "disabled",
+            "enabled": False,
+            "event": "ADD_ARTIFACT_ALIAS",
+            "scope": registry,
+            "action": {"type": "notification", "channel": "C", "title": "x", "message": "y"},
+        },
+    ]
+    return [stamp(parse_automation(spec), None) for spec in specs]
+
+
+def workload(count: int, *, prefix: str, start_version: int = 1) -> list[dict[str, Any]]:
+    """`count` valid events over 24 collections: registry and project, every event type.
+
+    Versions rise per collection, so alias pointers move in order.
+    """
+    events: list[dict[str, Any]] = []
+    versions: dict[str, int] = {}
+    kinds = ("ADD_ARTIFACT_ALIAS", "ADD_ARTIFACT_ALIAS", "LINK_ARTIFACT", "CREATE_ARTIFACT")
+    for i in range(count):
+        registry_event = i % 3 != 2
+        if registry_event:
+            collection = REGISTRY_COLLECTIONS[i % len(REGISTRY_COLLECTIONS)]
+            project = REGISTRY_PROJECT
+        else:
+            collection = PROJECT_COLLECTIONS[(i // 3) % len(PROJECT_COLLECTIONS)]
+            project = "vision"
+        kind = kinds[(i // 7) % len(kinds)]
+        path = f"{project}/{collection}"
+        version = versions.get(path, start_version - 1) + 1
+        versions[path] = version
+        event: dict[str, Any] = {
+            "event_id": f"{prefix}-{i:06d}",
+            "event_type": kind,
+            "occurred_at": "2026-11-26T10:00:00Z",
+            "author": ("alice", "bob", "carol")[i % 3],
+            "entity": ENTITY,
+            "project": project,
+            "artifact": {
+                "collection": collection,
+                "type": "model" if registry_event else "dataset",
+                "version": version,
+                "digest": f"{i:08x}",
+                "aliases": ["latest"],
+                "tags": list(TAGS[i % len(TAGS)]),
+                "metadata": {"accuracy": (i % 10) / 10, "step": i},
+            },
+        }
+        if registry_event:
+            event["registry"] = "model"
+        if kind == "ADD_ARTIFACT_ALIAS":
+            event["alias"] = ALIASES[(i // 2) % len(ALIASES)]
+        elif kind == "LINK_ARTIFACT":
+            event["source"] = {
+                "entity": ENTITY,
+                "project": "vision",
+                "collection": collection,
+                "version": version,
+            }
+        events.append(event)
+    return events
+
+
+def event_topic(settings: Settings, event: Mapping[str, Any]) -> str:
+    """The event topic an event belongs on."""
+    return settings.registry_events_topic if "registry" in event else settings.artifact_events_topic
+
+
+def event_key(event: Mapping[str, Any]) -> bytes:
+    """The collection path, the events' Kafka key."""
+    return f"{event['entity']}/{event['project']}/{event['artifact']['collection']}".encode()
+
+
+def records_of(
+    settings: Settings, events: Iterable[Mapping[str, Any]]
+) -> list[tuple[str, bytes | None, bytes]]:
+    """(topic, key, value) of each event, for the producer."""
+    return [
+        (event_topic(settings, event), event_key(event), serialization.dumps(event))
+        for event in events
+    ]
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner picks for a key."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectedJob:
+    """One job `hookstream evaluate` says the workers must produce."""
+
+    job_id: str
+    event_id: str
+    automation_id: str
+    action_type: str
+    previous_version: int | None
+
+
+def expected_jobs(
+    automations: Sequence[Automation], events: Sequence[Mapping[str, Any]], tmp: Path
+) -> list[ExpectedJob]:
+    """Run `hookstream evaluate` (the workers' own Pipeline, no Kafka) over files."""
+    auto_file = tmp / "fault-automations.json"
+    events_file = tmp / "fault-events.jsonl"
+    auto_file.write_bytes(
+        serialization.dumps([a.model_dump(mode="json", exclude_none=True) for a in automations])
+    )
+    events_file.write_bytes(b"\n".join(serialization.dumps(e) for e in events) + b"\n")
+    out, err = io.StringIO(), io.StringIO()
+    code = run_evaluate(auto_file, events_file, out, err)
+    assert code == 0, err.getvalue()
+    assert not err.getvalue(), f"the workload must be valid: {err.getvalue()[:500]}"
+    jobs = []
+    for line in out.getvalue().splitlines():
+        job = serialization.loads(line)
+        jobs.append(
+            ExpectedJob(
+                job["job_id"],
+                job["event_id"],
+                job["automation_id"],
+                job["action_type"],
+                job["previous_version"],
+            )
+        )
+    return jobs
+
+
+def make_settings(bootstrap: str, uid: str, tmp: Path, **overrides: Any) -> Settings:
+    """Isolated settings whose topics exist (plus the fault workload's kafka-action topic)."""
+    settings = isolated_settings(bootstrap, uid, tmp, **overrides)
+    asyncio.run(ensure_topics(settings, [TopicSpec(f"fault-mirror-{uid}", 4)]))
+    return settings
+
+
+def topic_config(bootstrap: str, topic: str, name: str) -> str | None:
+    """One configuration value of a topic, as the broker reports it."""
+
+    async def read() -> str | None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            resource = ConfigResource(ConfigResourceType.TOPIC, topic, configs={name: None})
+            (response,) = await admin.describe_configs([resource])
+            for item in response.to_object()["resources"]:
+                for entry in item["config_entries"]:
+                    if entry["config_names"] == name:
+                        return str(entry["config_value"])
+            return None
+        finally:
+            await admin.close()
+
+    return asyncio.run(read())
+
+
+def apply(settings: Settings, automations: list[Automation]) -> None:
+    """Write automations to the compacted topic (as `hookstream automations apply`)."""
+    asyncio.run(apply_automations(settings, automations))
+
+
+@dataclass(slots=True)
+class JobFigures:
+    """What the workers produced, against what was expected."""
+
+    expected: int
+    seen: int
+    unique: int
+    lost: list[str]
+    unexpected: list[str]
+    duplicates: int
+    split_pairs: list[tuple[str, str]]
+    jobs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+def job_figures(expected: Sequence[ExpectedJob], records: Sequence[Record]) -> JobFigures:
+    """Compare jobs read back with the expectation: lost, unexpected, duplicates."""
+    by_id: dict[str, list[dict[str, Any]]] = {}
+    pairs: dict[tuple[str, str], set[str]] = {}
+    for record in records:
+        job = record.json()
+        by_id.setdefault(job["job_id"], []).append(job)
+        pairs.setdefault((job["event_id"], job["automation_id"]), set()).add(job["job_id"])
+    wanted = {job.job_id for job in expected}
+    seen = sum(len(copies) for copies in by_id.values())
+    return JobFigures(
+        expected=len(wanted),
+        seen=seen,
+        unique=len(by_id),
+        lost=sorted(wanted - by_id.keys()),
+        unexpected=sorted(by_id.keys() - wanted),
+        duplicates=seen - len(by_id),
+        split_pairs=sorted(pair for pair, ids in pairs.items() if len(ids) != 1),
+        jobs=by_id,
+    )
+
+
+def job_id_of(value: bytes | None) -> str | None:
+    """The job_id of an action job record (the reader's key); None for other records."""
+    if value is None:
+        return None
+    job_id: str | None = serialization.loads(value).get("job_id")
+    return job_id
+
+
+def job_topics(settings: Settings, uid: str) -> list[str]:
+    """Every topic the fault automations write jobs to."""
+    return [*settings.action_topics.values(), f"fault-mirror-{uid}"]
+
+
+# --- a dedicated broker -------------------------------------------------------------
+
+
+def _free_pair(start: int) -> int:
+    for port in range(start, start + 400, 2):
+        ok = True
+        for candidate in (port, port + 1):
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", candidate))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return port
+    raise RuntimeError(f"no free port pair from {start}")
+
+
+@contextlib.contextmanager
+def dedicated_broker(first_port: int = 39092) -> Iterator[tuple[int, Any]]:
+    """A broker of our own from the local jars (never the shared one), stopped and wiped after.
+
+    Yields (port, the local_kafka module) so the test can stop and start it again.
+    """
+    local = _local_kafka()
+    port = _free_pair(int(os.environ.get("HOOKSTREAM_FAULTS_KAFKA_PORT", first_port)))
+    heap = os.environ.get("HOOKSTREAM_FAULTS_KAFKA_HEAP", "384m")
+    mine = local.start(port, port + 1, heap, 180.0)
+    if not mine:
+        raise RuntimeError(f"port {port} already had a broker; refusing to restart someone else's")
+    try:
+        yield port, local
+    finally:
+        local.stop(port, quiet=True)
+        shutil.rmtree(local.run_dir(port), ignore_errors=True)
