@@ -39,6 +39,17 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         settings.actions_dlq_topic,
     ]
     specs = [TopicSpec(name, n) for name in names]
+    for spec in specs:
+        if spec.name in (
+            settings.dlq_topic,
+            settings.actions_dlq_topic,
+            settings.registry_events_topic,
+            settings.artifact_events_topic,
+        ):
+            # A dead letter carries its original in base64, so it needs the larger
+            # record; event topics take oversized events too, so that they reach the
+            # dead-letter topic with a reason instead of a bare broker refusal.
+            spec.configs["max.message.bytes"] = str(settings.max_record_bytes)
     # The automations topic is the replicated rule table: compacted, so it keeps the
     # latest automation per id and a tombstone deletes one.
     specs.append(TopicSpec(settings.automations_topic, n, compacted))
