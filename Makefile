@@ -59,8 +59,9 @@ lint: install ## ruff and mypy
 	$(VENV)/bin/ruff format --check app tests deploy || true
 	$(VENV)/bin/mypy app
 
-schemas: install ## Regenerate schemas/ from the models
+schemas: install ## Regenerate schemas/ and docs/openapi.json from the models
 	$(VENV)/bin/hookstream schemas export
+	$(VENV)/bin/hookstream openapi export
 
 clean: ## Remove the venv, caches and local state (the Kafka jar cache stays)
 	-$(KAFKA) down --port $(KAFKA_PORT) 2>/dev/null

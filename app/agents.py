@@ -6,6 +6,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from app.history_table import history_writer
 from app.pipeline import ProcessResult, SourceInfo
 from app.tables import TableAliasStore
 
@@ -29,6 +30,7 @@ def _make_agent(hs: Hookstream) -> Any:
     producer_send = hs.send
     pipeline = hs.pipeline
     dlq = hs.settings.dlq_topic
+    record_history = history_writer(hs)
 
     async def process_events(stream: Any) -> None:
         # No event may be matched before every automation is loaded, or a restart
@@ -54,6 +56,8 @@ def _make_agent(hs: Hookstream) -> Any:
             if result.failures:
                 # A match that could not become a job (e.g. over the record limit).
                 _log_failures(result)
+            if result.matched:
+                await record_history(result)
             hs.metrics.observe(result, message.topic, started)
 
     return process_events

@@ -17,6 +17,8 @@ __all__ = [
     "current_automations",
     "delete_automation",
     "same_spec",
+    "stamp",
+    "to_record",
 ]
 
 # Fields the store owns; a user's file never decides them.
@@ -59,10 +61,14 @@ def stamp(new: Automation, old: dict[str, Any] | None) -> Automation:
     now = datetime.now(UTC)
     if old is None:
         return new.model_copy(update={"revision": 1, "created_at": now, "updated_at": now})
+    created = old.get("created_at") or now
+    if isinstance(created, str):
+        # Read back from the topic's JSON: model_copy does not validate, so parse here.
+        created = datetime.fromisoformat(created)
     return new.model_copy(
         update={
             "revision": int(old.get("revision", 0)) + 1,
-            "created_at": old.get("created_at") or now,
+            "created_at": created,
             "updated_at": now,
         }
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from app import serialization
+from app.cli_api import add_api_commands
 from app.errors import HookstreamError
 from app.settings import Settings
 
@@ -51,49 +52,6 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
 
     created = asyncio.run(ensure_topics(_settings()))
     print(f"created: {', '.join(created)}" if created else "all topics exist")
-    return 0
-
-
-def cmd_apply(args: argparse.Namespace) -> int:
-    """Apply automations from a file or folder to the automations topic."""
-    from app.automation_store import apply_automations
-    from app.loader import load_automations
-
-    loaded = [automation for _, automation in load_automations(Path(args.file))]
-    results = asyncio.run(apply_automations(_settings(), loaded))
-    for result in results:
-        if args.json:
-            print(serialization.dumps_str({"id": result.id, "status": result.status,
-                                           "revision": result.revision}))
-        else:
-            print(f"automation/{result.id} {result.status} (revision {result.revision})")
-    return 0
-
-
-def cmd_list(args: argparse.Namespace) -> int:
-    """List the automations on the automations topic."""
-    from app.automation_store import current_automations
-
-    current = asyncio.run(current_automations(_settings()))
-    if args.json:
-        for item in current.values():
-            print(serialization.dumps_str(item))
-        return 0
-    print(f"{'ID':<32} {'EVENT':<20} {'ACTION':<13} {'ENABLED':<8} REV")
-    for item in sorted(current.values(), key=lambda a: str(a.get("id"))):
-        action = item.get("action") or {}
-        print(f"{item.get('id', '')!s:<32} {item.get('event', '')!s:<20} "
-              f"{action.get('type', '')!s:<13} {item.get('enabled', True)!s:<8} "
-              f"{item.get('revision', 1)}")
-    return 0
-
-
-def cmd_delete(args: argparse.Namespace) -> int:
-    """Delete an automation (tombstone on the automations topic)."""
-    from app.automation_store import delete_automation
-
-    asyncio.run(delete_automation(_settings(), args.id))
-    print(f"automation/{args.id} deleted")
     return 0
 
 
@@ -223,18 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     topics = sub.add_parser("topics", help="manage topics").add_subparsers(dest="action", required=True)
     topics.add_parser("create", help="create every topic").set_defaults(func=cmd_topics_create)
 
-    autos = sub.add_parser("automations", help="manage automations").add_subparsers(
-        dest="action", required=True)
-    p = autos.add_parser("apply", help="apply automations from a file or folder")
-    p.add_argument("-f", "--file", required=True)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_apply)
-    p = autos.add_parser("list", help="list automations")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_list)
-    p = autos.add_parser("delete", help="delete an automation")
-    p.add_argument("id")
-    p.set_defaults(func=cmd_delete)
+    add_api_commands(sub)
 
     p = sub.add_parser("evaluate", help="offline: automations x events -> action jobs")
     p.add_argument("--automations", required=True)

@@ -42,6 +42,10 @@ class RuleBook:
         self.invalid_records = 0
         self._on_change = on_change
         self._consumer: AIOKafkaConsumer | None = None
+        # Next offset to apply, per partition, and an event set whenever it moves:
+        # the API waits on them so that a read after a write sees the write.
+        self._applied: dict[int, int] = {}
+        self._advanced = asyncio.Event()
 
     async def ping(self, timeout: float = 2.0) -> bool:
         """Whether the broker answers a metadata request now."""
@@ -52,6 +56,29 @@ class RuleBook:
             await asyncio.wait_for(consumer.topics(), timeout)
         except Exception:  # any failure means "not reachable"; /readyz reports it
             return False
+        return True
+
+    def applied_offset(self, partition: int) -> int:
+        """The next offset of `partition` this rule book will apply (0: none yet)."""
+        return self._applied.get(partition, 0)
+
+    def _advance(self, partition: int, next_offset: int) -> None:
+        self._applied[partition] = max(next_offset, self._applied.get(partition, 0))
+        self._advanced.set()
+        self._advanced = asyncio.Event()
+
+    async def wait_applied(self, partition: int, offset: int, timeout: float) -> bool:
+        """Wait until the record at `offset` of `partition` is applied; False on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.applied_offset(partition) <= offset:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._advanced.wait(), remaining)
+            except TimeoutError:
+                return False
         return True
 
     def apply(self, key: bytes | None, value: bytes | None) -> None:
@@ -100,9 +127,11 @@ class RuleBook:
             end = await consumer.end_offsets(tps)
             while True:
                 batches = await consumer.getmany(timeout_ms=200, max_records=1000)
-                for records in batches.values():
+                for tp, records in batches.items():
                     for record in records:
                         self.apply(record.key, record.value)
+                    if records:
+                        self._advance(tp.partition, records[-1].offset + 1)
                 if not self.ready.is_set() and all(
                     await asyncio.gather(*(self._caught_up(consumer, tp, end[tp]) for tp in tps))
                 ):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from functools import lru_cache
 from pathlib import Path
 
@@ -11,6 +12,22 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from app.dispatch.config import DispatchSettings
 
 __all__ = ["Settings", "get_settings"]
+
+# Hosts that mean "every interface": no client can connect to them by that name.
+_WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _own_address() -> str:
+    """This machine's address as its host name resolves (a pod's or container's IP)."""
+    name = socket.gethostname()
+    try:
+        return socket.gethostbyname(name)
+    except OSError:
+        return name
 
 
 class Settings(BaseSettings):
@@ -49,7 +66,25 @@ class Settings(BaseSettings):
 
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=0, le=65535)
+    # Bearer token of the management API's writes. Without one the worker serves
+    # writes on loopback only and refuses to listen anywhere else (docs/api.md).
     api_token: SecretStr | None = None
+    # The URL other workers reach this one at (history requests are forwarded to
+    # the owner of the partition); default http://web_host:web_port, or, when web_host
+    # is a wildcard such as 0.0.0.0, the address the host name resolves to (the pod
+    # or container IP in Kubernetes and docker compose).
+    canonical_url: str | None = None
+    # The URL `hookstream automations ...` talks to; default http://web_host:web_port
+    # (127.0.0.1 when web_host is a wildcard).
+    api_url: str | None = None
+    # How long an API write waits until this worker's rule book holds it.
+    api_write_wait_seconds: float = Field(default=5.0, gt=0, le=60)
+    # How long a forwarded history request may take.
+    api_forward_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # Executions kept per automation in the `history` table; `history_enabled=false`
+    # stops the worker writing PENDING records to action-results (saves a record per job).
+    history_size: int = Field(default=50, ge=1, le=1000)
+    history_enabled: bool = True
 
     data_dir: Path = Path(".hookstream-data")
     store: str = "memory://"
@@ -69,6 +104,22 @@ class Settings(BaseSettings):
             for server in self.kafka_bootstrap_servers.split(",")
             if server.strip()
         )
+
+    @property
+    def advertised_url(self) -> str:
+        """Where other workers reach this worker's web server."""
+        if self.canonical_url:
+            return self.canonical_url.rstrip("/")
+        host = _own_address() if self.web_host in _WILDCARD_HOSTS else self.web_host
+        return f"http://{_url_host(host)}:{self.web_port}"
+
+    @property
+    def client_url(self) -> str:
+        """Where the CLI reaches the management API."""
+        if self.api_url:
+            return self.api_url.rstrip("/")
+        host = "127.0.0.1" if self.web_host in _WILDCARD_HOSTS else self.web_host
+        return f"http://{_url_host(host)}:{self.web_port}"
 
     @property
     def max_record_bytes(self) -> int:

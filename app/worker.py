@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from app.admin import ensure_topics
 from app.agents import define_agents
+from app.api.views import define_api
 from app.lag import define_lag_timer
 from app.matching import AutomationIndex
 from app.metrics import WorkerMetrics
@@ -51,6 +52,8 @@ class Hookstream:
             web_enabled=True,
             web_host=settings.web_host,
             web_port=settings.web_port,
+            # What other workers call to reach this one (history requests are forwarded).
+            canonical_url=settings.advertised_url,
             topic_partitions=settings.topic_partitions,
             topic_replication_factor=settings.topic_replication_factor,
             consumer_auto_offset_reset="earliest",
@@ -73,6 +76,7 @@ class Hookstream:
         self.app.task(self.rulebook.run)
         define_agents(self)
         define_views(self)
+        self.api = define_api(self)
         define_lag_timer(self)
 
     def _raw_topic(self, name: str) -> Any:

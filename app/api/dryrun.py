@@ -1,0 +1,63 @@
+"""Dry runs: match and render one event against one automation, emitting nothing.
+
+The rendered job comes from the workers' own Pipeline (same matching, same
+templates, same topic choice), over an index holding only this automation. A
+disabled automation is rendered as if enabled, so its job can be reviewed before
+enabling it; `matched` stays false and the reasons say it is disabled. Alias
+pointers start empty, so `previous_version` is null in dry runs.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from app.api.events import parse_http_event
+from app.api.examples import example_event
+from app.matching import AutomationIndex, explain
+from app.models import Automation
+from app.pipeline import MemoryAliasStore, Pipeline, SourceInfo
+from app.serialization import dumps, loads
+from app.settings import Settings
+
+__all__ = ["DRY_RUN_TOPIC", "dry_run"]
+
+DRY_RUN_TOPIC = "dry-run"
+
+
+def dry_run(
+    automation: Automation,
+    event_raw: bytes | None,
+    settings: Settings,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The dry-run answer: matched, reasons, the rendered job and its topic."""
+    clock = now or datetime.now(UTC)
+    generated = event_raw is None
+    raw = dumps(example_event(automation, clock)) if event_raw is None else event_raw
+    event, received = parse_http_event(raw, settings.max_event_bytes)
+    explanation = explain(automation, event)
+    pipeline = Pipeline(
+        AutomationIndex([automation.model_copy(update={"enabled": True})]),
+        topics=settings.action_topics,
+        max_event_bytes=settings.max_event_bytes,
+        clock=lambda: clock,
+        reserved_topics=settings.reserved_topics,
+    )
+    result = pipeline.process(raw, aliases=MemoryAliasStore(), source=SourceInfo(DRY_RUN_TOPIC))
+    job: dict[str, Any] | None = None
+    topic: str | None = None
+    if result.outbounds:
+        out = result.outbounds[0]
+        job, topic = loads(out.value), out.topic
+    notes = [reason for _, reason in (*result.skipped, *result.failures)]
+    return {
+        "automation_id": automation.id,
+        "matched": explanation.matched,
+        "reasons": explanation.reasons,
+        "job": job,
+        "topic": topic,
+        "notes": notes,
+        "event": received,
+        "event_generated": generated,
+    }

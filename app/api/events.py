@@ -1,0 +1,53 @@
+"""Events received over HTTP: the same parse_event as the workers, errors as HTTP statuses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.api.errors import ApiError
+from app.errors import InvalidEventError
+from app.models import DeadLetterCode, Event, parse_event
+
+__all__ = ["event_error_status", "parse_http_event"]
+
+# Not a JSON object at all: 400. Too large: 413. An object with bad fields: 422.
+_STATUS = {
+    DeadLetterCode.EMPTY: 400,
+    DeadLetterCode.NOT_UTF8: 400,
+    DeadLetterCode.NOT_JSON: 400,
+    DeadLetterCode.NOT_OBJECT: 400,
+    DeadLetterCode.TOO_LARGE: 413,
+    DeadLetterCode.UNKNOWN_EVENT_TYPE: 422,
+    DeadLetterCode.MISSING_FIELD: 422,
+    DeadLetterCode.INVALID_FIELD: 422,
+}
+
+
+def event_error_status(code: str) -> int:
+    """The HTTP status of a dead-letter code."""
+    try:
+        return _STATUS[DeadLetterCode(code)]
+    except ValueError:
+        return 422
+
+
+def parse_http_event(raw: bytes, max_bytes: int) -> tuple[Event, dict[str, Any]]:
+    """Validate an event from a request body; raises ApiError with the reason."""
+    try:
+        return parse_event(raw, max_bytes)
+    except InvalidEventError as exc:
+        status = event_error_status(exc.code)
+        errors = _field_errors(exc) if status == 422 else []
+        raise ApiError(status, f"invalid event ({exc.code}): {exc.reason}", errors=errors) from None
+
+
+def _field_errors(exc: InvalidEventError) -> list[tuple[str, str]]:
+    # parse_event joins "path: message" pairs with "; " (an unknown type is one message).
+    parts = (
+        [exc.reason] if exc.code == DeadLetterCode.UNKNOWN_EVENT_TYPE else exc.reason.split("; ")
+    )
+    out = []
+    for part in parts:
+        field, sep, reason = part.partition(": ")
+        out.append((field, reason) if sep else ("", part))
+    return out

@@ -1,0 +1,137 @@
+"""A typed example event for an automation: its event type, inside its scope.
+
+Dry runs without an event use it. Simple equality clauses of the filter (a value,
+`$eq`, the first of `$in`, `$contains` on a list) are honoured so that the example
+usually matches; anything else (`$regex`, ranges, `$or`) is left to the dry run's
+explanation, which then says exactly which clause the example fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from app.models import (
+    ArtifactCollectionScope,
+    Automation,
+    EventType,
+    ProjectScope,
+    RegistryScope,
+)
+
+__all__ = ["example_event", "registry_project"]
+
+_LIST_FIELDS = frozenset({"aliases", "tags"})
+
+
+def registry_project(registry: str) -> str:
+    """The project W&B gives a registry's collections: ``wandb-registry-<name>``."""
+    return f"wandb-registry-{registry}"
+
+
+def _wanted(condition: Any) -> tuple[bool, Any]:
+    """(found, value) for a condition that pins one value."""
+    if not isinstance(condition, Mapping):
+        return True, condition
+    if "$eq" in condition:
+        return True, condition["$eq"]
+    values = condition.get("$in")
+    if isinstance(values, list) and values:
+        return True, values[0]
+    if "$contains" in condition:
+        return True, condition["$contains"]
+    return False, None
+
+
+def _pins(filter_: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Field -> value for the top-level (and `$and`) clauses that pin one value."""
+    pins: dict[str, Any] = {}
+    if not filter_:
+        return pins
+    clauses: list[Mapping[str, Any]] = [filter_]
+    for part in filter_.get("$and", []) if isinstance(filter_.get("$and"), list) else []:
+        if isinstance(part, Mapping):
+            clauses.append(part)
+    for clause in clauses:
+        for field, condition in clause.items():
+            if field.startswith("$"):
+                continue
+            found, value = _wanted(condition)
+            if found:
+                pins.setdefault(field, value)
+    return pins
+
+
+def _place(automation: Automation) -> dict[str, Any]:
+    scope = automation.scope
+    if isinstance(scope, ProjectScope):
+        return {
+            "entity": scope.entity,
+            "project": scope.project,
+            "collection": "example-collection",
+        }
+    if isinstance(scope, RegistryScope):
+        return {
+            "entity": scope.entity,
+            "project": registry_project(scope.registry),
+            "registry": scope.registry,
+            "collection": "example-model",
+        }
+    assert isinstance(scope, ArtifactCollectionScope)
+    if scope.registry is not None:
+        return {
+            "entity": scope.entity,
+            "project": registry_project(scope.registry),
+            "registry": scope.registry,
+            "collection": scope.collection,
+        }
+    return {"entity": scope.entity, "project": scope.project, "collection": scope.collection}
+
+
+def example_event(automation: Automation, now: datetime) -> dict[str, Any]:
+    """A valid event of the automation's type inside its scope, as a JSON object."""
+    place = _place(automation)
+    pins = _pins(automation.filter)
+    if automation.scope.type != "artifact_collection" and isinstance(pins.get("collection"), str):
+        place["collection"] = pins["collection"]
+    alias = pins.get("alias") if isinstance(pins.get("alias"), str) else "production"
+    version = pins.get("version") if type(pins.get("version")) is int else 1
+    artifact: dict[str, Any] = {
+        "collection": place["collection"],
+        "type": pins["type"] if isinstance(pins.get("type"), str) else "model",
+        "version": version,
+        "digest": "0123456789abcdef0123456789abcdef",
+        "aliases": ["latest"],
+        "tags": [],
+        "metadata": {},
+    }
+    for field in _LIST_FIELDS:
+        if isinstance(pins.get(field), str):
+            artifact[field].append(pins[field])
+    for field, value in pins.items():
+        if field.startswith("metadata.") and "." not in field[len("metadata.") :]:
+            artifact["metadata"][field[len("metadata.") :]] = value
+    event: dict[str, Any] = {
+        "event_id": f"example-{automation.id}",
+        "event_type": automation.event.value,
+        "occurred_at": now.isoformat().replace("+00:00", "Z"),
+        "author": pins["author"] if isinstance(pins.get("author"), str) else "example-user",
+        "entity": place["entity"],
+        "project": place["project"],
+        "artifact": artifact,
+    }
+    if "registry" in place:
+        event["registry"] = place["registry"]
+    if automation.event is EventType.ADD_ARTIFACT_ALIAS:
+        event["alias"] = alias
+        if alias not in artifact["aliases"]:
+            artifact["aliases"].append(alias)
+    if automation.event is EventType.LINK_ARTIFACT:
+        event["source"] = {
+            "entity": place["entity"],
+            "project": "example-project",
+            "collection": place["collection"],
+            "version": version,
+        }
+    return event

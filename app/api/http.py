@@ -1,0 +1,107 @@
+"""The base of every API view: auth on writes, JSON in and out, errors as JSON."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from faust.web import View
+
+from app.api.auth import WRITE_METHODS, check_authorization
+from app.api.errors import ApiError
+from app.serialization import JSONDecodeError, dumps, loads
+
+if TYPE_CHECKING:
+    from app.api.store import AutomationStore
+    from app.history_table import HistoryTable
+    from app.worker import Hookstream
+
+__all__ = ["MAX_BODY_BYTES", "ApiContext", "ApiView", "read_body", "read_object"]
+
+log = logging.getLogger(__name__)
+
+# Automations and dry-run requests; POST /events uses the event size limit instead.
+MAX_BODY_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ApiContext:
+    """Everything the views share."""
+
+    hs: Hookstream
+    store: AutomationStore
+    history: HistoryTable
+
+
+async def read_body(request: Any, limit: int) -> bytes:
+    """The request body; raises ApiError 413 past `limit` bytes (read no further)."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise ApiError(413, f"request body is {declared} bytes, over the {limit}-byte limit")
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        chunk = await request.content.read(64 * 1024)
+        if not chunk:
+            return b"".join(chunks)
+        total += len(chunk)
+        if total > limit:
+            raise ApiError(413, f"request body is over the {limit}-byte limit")
+        chunks.append(chunk)
+
+
+async def read_object(request: Any, *, empty_ok: bool = False) -> dict[str, Any]:
+    """The body as a JSON object; raises ApiError 400 (not JSON, not an object) or 413."""
+    raw = await read_body(request, MAX_BODY_BYTES)
+    if not raw.strip():
+        if empty_ok:
+            return {}
+        raise ApiError(400, "request body is empty; expected a JSON object")
+    try:
+        data = loads(raw)
+    except JSONDecodeError as exc:
+        raise ApiError(400, f"request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, f"request body must be a JSON object, not {type(data).__name__}")
+    return data
+
+
+class ApiView(View):
+    """A Faust view answering JSON; writes need the bearer token."""
+
+    ctx: ClassVar[ApiContext]
+
+    async def dispatch(self, request: Any) -> Any:
+        """Check auth on writes, run the handler, turn ApiError into a JSON answer."""
+        try:
+            if request.method in WRITE_METHODS:
+                check_authorization(
+                    request.headers.get("Authorization"),
+                    self.ctx.hs.settings.api_token,
+                    remote=request.remote,
+                )
+            return await super().dispatch(request)
+        except ApiError as exc:
+            return self.reply(exc.body(), status=exc.status, headers=exc.headers)
+        except Exception:  # a bug must answer 500 with JSON, not kill the connection
+            log.exception("%s %s failed", request.method, request.path)
+            return self.reply(
+                ApiError(500, "internal error; the worker log has the details").body(), status=500
+            )
+
+    def reply(
+        self, value: Any, *, status: int = 200, headers: Mapping[str, str] | None = None
+    ) -> Any:
+        """A JSON response (orjson, like every other JSON of Hookstream)."""
+        return self.bytes(
+            dumps(value),
+            content_type="application/json",
+            status=status,
+            headers=dict(headers or {}),
+        )
+
+    def empty(self, status: int = 204, headers: Mapping[str, str] | None = None) -> Any:
+        """A response without a body."""
+        return self.bytes(b"", status=status, headers=dict(headers or {}))

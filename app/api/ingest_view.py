@@ -1,0 +1,42 @@
+"""POST /events: HTTP ingest, validated like the workers validate Kafka messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.api.errors import ApiError
+from app.api.events import parse_http_event
+from app.api.http import ApiView, read_body
+
+__all__ = ["EventsView"]
+
+
+class EventsView(ApiView):
+    """/events: HTTP ingest for producers that cannot speak Kafka."""
+
+    async def post(self, request: Any) -> Any:
+        """Validate like the workers do, produce keyed by collection path: 202."""
+        hs = self.ctx.hs
+        settings = hs.settings
+        raw = await read_body(request, settings.max_event_bytes)
+        event, _ = parse_http_event(raw, settings.max_event_bytes)
+        topic = (
+            settings.registry_events_topic
+            if event.is_registry_event
+            else settings.artifact_events_topic
+        )
+        try:
+            metadata = await hs.app.producer.send_and_wait(
+                topic, event.collection_path.encode(), raw, None, None, None
+            )
+        except Exception as exc:  # any producer failure: the event was not taken
+            raise ApiError(503, f"could not write the event to Kafka: {exc}") from exc
+        return self.reply(
+            {
+                "event_id": event.event_id,
+                "topic": topic,
+                "partition": metadata.partition,
+                "offset": metadata.offset,
+            },
+            status=202,
+        )
