@@ -105,11 +105,17 @@ def _event_from_flags(args: argparse.Namespace) -> dict[str, Any]:
         if getattr(args, field):
             event[field] = getattr(args, field)
     if args.type in ("LINK_ARTIFACT", "LINK_MODEL"):
-        entity, _, rest = (args.source or f"{args.entity}/{args.project}/{args.collection}:v{args.version}").partition("/")
+        entity, _, rest = (
+            args.source or f"{args.entity}/{args.project}/{args.collection}:v{args.version}"
+        ).partition("/")
         project, _, rest = rest.partition("/")
         collection, _, version = rest.partition(":v")
-        event["source"] = {"entity": entity, "project": project, "collection": collection,
-                           "version": int(version or 0)}
+        event["source"] = {
+            "entity": entity,
+            "project": project,
+            "collection": collection,
+            "version": int(version or 0),
+        }
     return event
 
 
@@ -122,16 +128,24 @@ def cmd_publish(args: argparse.Namespace) -> int:
     if args.file:
         text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
         stripped = text.strip()
-        if stripped.startswith("["):
-            raws = [serialization.dumps(e) for e in serialization.loads(stripped)]
-        elif "\n" in stripped and not stripped.startswith("{\n"):
-            raws = [line.encode() for line in stripped.splitlines() if line.strip()]
-        else:
-            raws = [serialization.dumps(serialization.loads(stripped))]
+        try:
+            if stripped.startswith("["):
+                raws = [serialization.dumps(e) for e in serialization.loads(stripped)]
+            elif "\n" in stripped and not stripped.startswith("{\n"):
+                raws = [line.encode() for line in stripped.splitlines() if line.strip()]
+            else:
+                raws = [serialization.dumps(serialization.loads(stripped))]
+        except serialization.JSONDecodeError as exc:
+            if not args.raw:
+                print(f"invalid event: {args.file} is not valid JSON ({exc})", file=sys.stderr)
+                return 1
+            raws = [stripped.encode()]
     else:
         if not (args.type and args.entity and args.project and args.collection):
-            print("publish needs FILE, or --type, --entity, --project and --collection",
-                  file=sys.stderr)
+            print(
+                "publish needs FILE, or --type, --entity, --project and --collection",
+                file=sys.stderr,
+            )
             return 2
         raws = [serialization.dumps(_event_from_flags(args))]
     by_topic: dict[str, list[tuple[bytes | None, bytes | None]]] = {}
@@ -142,10 +156,13 @@ def cmd_publish(args: argparse.Namespace) -> int:
             if not args.raw:
                 print(f"invalid event: {exc}", file=sys.stderr)
                 return 1
-            by_topic.setdefault(args.topic or settings.artifact_events_topic, []).append((None, raw))
+            by_topic.setdefault(args.topic or settings.artifact_events_topic, []).append(
+                (None, raw)
+            )
             continue
-        topic = args.topic or (settings.registry_events_topic if event.registry
-                               else settings.artifact_events_topic)
+        topic = args.topic or (
+            settings.registry_events_topic if event.registry else settings.artifact_events_topic
+        )
         by_topic.setdefault(topic, []).append((event.collection_path.encode(), raw))
         print(f"{topic} <- {event.event_type.value} {event.event_id} ({event.collection_path})")
     for topic, records in by_topic.items():
@@ -158,10 +175,24 @@ def cmd_tail(args: argparse.Namespace) -> int:
     from app.tail import tail
 
     try:
-        return asyncio.run(tail(_settings(), args.topic, from_beginning=args.from_beginning,
-                                max_records=args.max, timeout=args.timeout))
+        return asyncio.run(
+            tail(
+                _settings(),
+                args.topic,
+                from_beginning=args.from_beginning,
+                max_records=args.max,
+                timeout=args.timeout,
+            )
+        )
     except KeyboardInterrupt:
         return 0
+
+
+def cmd_verify_signature(args: argparse.Namespace) -> int:
+    """Check a received webhook's signature (for receivers and for debugging)."""
+    from app.dispatch.signing import main_verify
+
+    return main_verify(args.args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -178,7 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None, help="web port (default: settings)")
     p.set_defaults(func=cmd_dispatch)
 
-    topics = sub.add_parser("topics", help="manage topics").add_subparsers(dest="action", required=True)
+    topics = sub.add_parser("topics", help="manage topics").add_subparsers(
+        dest="action", required=True
+    )
     topics.add_parser("create", help="create every topic").set_defaults(func=cmd_topics_create)
 
     add_api_commands(sub)
@@ -195,8 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("publish", help="publish an event")
     p.add_argument("file", nargs="?", help="JSON or JSON lines file, - for stdin")
-    p.add_argument("--type", choices=["CREATE_ARTIFACT", "ADD_ARTIFACT_ALIAS", "LINK_ARTIFACT",
-                                      "LINK_MODEL"])
+    p.add_argument(
+        "--type", choices=["CREATE_ARTIFACT", "ADD_ARTIFACT_ALIAS", "LINK_ARTIFACT", "LINK_MODEL"]
+    )
     p.add_argument("--entity")
     p.add_argument("--project")
     p.add_argument("--registry")
@@ -220,11 +254,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max", type=int, default=None)
     p.add_argument("--timeout", type=float, default=None, help="stop after this many idle seconds")
     p.set_defaults(func=cmd_tail)
+    p = sub.add_parser(
+        "verify-signature",
+        add_help=False,
+        help="verify a webhook signature (see verify-signature --help)",
+    )
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_verify_signature)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["verify-signature"]:
+        # Its own parser takes every flag, --help included.
+        from app.dispatch.signing import main_verify
+
+        return main_verify(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
