@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     store: str = "memory://"
     log_level: str = "INFO"
 
+    # Faust's default session timeout is 60 s: a crashed worker's partitions would stand
+    # still that long. 10 s (heartbeat 3 s) fails over quickly and tolerates GC pauses.
+    broker_session_timeout_seconds: float = Field(default=10.0, ge=6.0, le=300.0)
+    broker_heartbeat_interval_seconds: float = Field(default=3.0, gt=0.0, le=60.0)
+
     # Producer tuning: a few ms of linger batches sends without hurting latency.
     producer_linger_ms: int = Field(default=5, ge=0)
     producer_compression: str | None = "lz4"

@@ -58,6 +58,8 @@ class Hookstream:
             topic_replication_factor=settings.topic_replication_factor,
             consumer_auto_offset_reset="earliest",
             producer_linger_ms=settings.producer_linger_ms,
+            broker_session_timeout=settings.broker_session_timeout_seconds,
+            broker_heartbeat_interval=settings.broker_heartbeat_interval_seconds,
             producer_compression_type=settings.producer_compression,
             producer_max_request_size=settings.max_record_bytes,
             # Tables recover from their changelog; a standby replica doubles the
