@@ -696,7 +696,7 @@ def _free_pair(start: int) -> int:
 
 
 @contextlib.contextmanager
-def dedicated_broker(first_port: int = 39092) -> Iterator[tuple[int, Any]]:
+def dedicated_broker(first_port: int = 27092) -> Iterator[tuple[int, Any]]:
     """A broker of our own from the local jars (never the shared one), stopped and wiped after.
 
     Yields (port, the local_kafka module) so the test can stop and start it again.
