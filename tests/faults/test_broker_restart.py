@@ -1,6 +1,7 @@
 """Scenario 2: the broker restarts mid-stream; the worker recovers by itself, nothing lost.
 
-Runs against a DEDICATED broker of its own (local jars, a free port from 27092 up, below the ephemeral range),
+Runs against a DEDICATED broker of its own (local jars, a free port from 27092 up,
+below the ephemeral port range),
 started and stopped here: the shared broker of the session is never touched. It needs
 Java and Maven like `make test` does without Docker; in CI a missing toolchain fails
 the test instead of skipping it.
