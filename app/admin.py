@@ -53,6 +53,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     # The automations topic is the replicated rule table: compacted, so it keeps the
     # latest automation per id and a tombstone deletes one.
     specs.append(TopicSpec(settings.automations_topic, n, compacted))
+    # Alias pointers: one record per collection, on the partition of its events.
+    specs.append(TopicSpec(settings.alias_pointers_topic, n, dict(compacted)))
     return specs
 
 

@@ -246,7 +246,8 @@ class _In(_Op):
         if value is MISSING:
             return self._none
         if type(value) is list:
-            if any(_same(value, x) for x in self._lists):
+            # Most $in operands hold no lists: skip building the generator then.
+            if self._lists and any(_same(value, x) for x in self._lists):
                 return True
             for element in value:  # noqa: SIM110
                 if self._scalar(element):

@@ -12,17 +12,14 @@ record to `action-results` instead, like the dispatchers do.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from app.history import AutomationHistory, apply_result, execution_records, read_result
-from app.pipeline import ProcessResult
+from app.history import AutomationHistory, apply_result, read_result
 
 if TYPE_CHECKING:
     from app.worker import Hookstream
 
-__all__ = ["HISTORY_TABLE", "HistoryTable", "define_history", "history_writer"]
+__all__ = ["HISTORY_TABLE", "HistoryTable", "define_history"]
 
 log = logging.getLogger(__name__)
 
@@ -100,19 +97,3 @@ def define_history(hs: Hookstream) -> HistoryTable:
 
     hs.app.agent(results, name="history-action-results", concurrency=1)(fold_action_results)
     return HistoryTable(table, settings.topic_partitions)
-
-
-def history_writer(hs: Hookstream) -> Callable[[ProcessResult], Awaitable[None]]:
-    """The worker's hook: one `action-results` record per match (PENDING, or final)."""
-    topic = hs.settings.action_results_topic
-    enabled = hs.settings.history_enabled
-
-    async def record(result: ProcessResult) -> None:
-        if not enabled or not result.matched:
-            return
-        producer = hs.app.producer
-        for out in execution_records(result, datetime.now(UTC)):
-            # Queued like the jobs: Faust flushes the producer before committing offsets.
-            await producer.send(topic, out.key, out.value, None, None, out.headers)
-
-    return record

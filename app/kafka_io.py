@@ -3,14 +3,55 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition, codec
+from aiokafka.abc import ConsumerRebalanceListener
 
 from app.errors import HookstreamError
 
-__all__ = ["produce", "producer", "read_to_end", "topic_partitions"]
+__all__ = [
+    "RebalanceForwarder",
+    "compression",
+    "produce",
+    "producer",
+    "read_to_end",
+    "topic_partitions",
+]
+
+log = logging.getLogger(__name__)
+
+_CODECS = {"gzip": codec.has_gzip, "snappy": codec.has_snappy, "lz4": codec.has_lz4,
+           "zstd": codec.has_zstd}
+
+
+def compression(name: str | None) -> str | None:
+    """The configured codec, or none when its library is missing (aiokafka needs cramjam)."""
+    if name is None or _CODECS.get(name, lambda: True)():
+        return name
+    log.warning("compression %s unavailable (install cramjam); producing uncompressed", name)
+    return None
+
+
+OnRebalance = Callable[[set[TopicPartition]], Awaitable[None]]
+
+
+class RebalanceForwarder(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+    """Forwards aiokafka's rebalance callbacks (which it awaits) to two coroutines."""
+
+    def __init__(self, on_revoked: OnRebalance, on_assigned: OnRebalance) -> None:
+        self._on_revoked = on_revoked
+        self._on_assigned = on_assigned
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Partitions about to be taken away."""
+        await self._on_revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Partitions given to this member."""
+        await self._on_assigned(set(assigned))
 
 
 @asynccontextmanager

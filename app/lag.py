@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from app.worker import Hookstream
@@ -18,26 +17,15 @@ LAG_INTERVAL_SECONDS = 5.0
 
 async def update_lag(hs: Hookstream) -> None:
     """Set lag = end offset - committed offset (as kafka-consumer-groups reports it)."""
-    consumer = hs.app.consumer
-    topics = {hs.settings.registry_events_topic, hs.settings.artifact_events_topic}
-    tps = [tp for tp in consumer.assignment() if tp.topic in topics]
+    lags = await hs.engine.lag()
     gauge = hs.metrics.consumer_lag
-    current = {(tp.topic, str(tp.partition)) for tp in tps}
+    current = {(tp.topic, str(tp.partition)) for tp in lags}
     # Revoked partitions lose their series, or a stale value would keep lag alerts firing.
     for labels in hs.lag_labels - current:
         gauge.remove(*labels)
     hs.lag_labels = current
-    if not tps:
-        return
-    highwaters = await consumer.highwaters(*tps)
-    # Faust keeps the last committed offset per partition; no public accessor exists.
-    committed: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})
-    for tp in tps:
-        end = highwaters.get(tp)
-        if end is None:
-            continue
-        done = committed.get(tp)
-        gauge.labels(tp.topic, str(tp.partition)).set(max(end - (done or 0), 0))
+    for tp, lag in lags.items():
+        gauge.labels(tp.topic, str(tp.partition)).set(lag)
 
 
 def define_lag_timer(hs: Hookstream) -> None:

@@ -3,6 +3,14 @@
 The index is a dict keyed by (event type, scope): an event looks up exactly two keys
 (its registry or project, and its collection), so its cost does not grow with the
 automations of other scopes. Disabled automations are kept but never indexed.
+
+A scope shared by many automations (a registry watched by hundreds of teams) is
+indexed once more by each filter's *guard*: a field the filter needs to hold one of a
+few strings, or to start with a literal prefix (``{"alias": "production"}``,
+``{"collection": {"$in": [...]}}``, ``{"alias": {"$regex": "^prod"}}``). An event then
+evaluates only the filters whose guard it meets, plus those without a guard. A guard
+is a necessary condition derived from the filter, never a replacement for it: every
+candidate's full filter still decides.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.errors import FilterError, InvalidAutomationError, TemplateError
-from app.filters import CompiledFilter, compile_filter, filter_document
+from app.filters import MISSING, CompiledFilter, compile_filter, filter_document, metadata_value
 from app.models import (
     ArtifactCollectionScope,
     Automation,
@@ -31,9 +39,11 @@ __all__ = [
     "AutomationIndex",
     "CompiledAutomation",
     "Explanation",
+    "Guard",
     "IndexKey",
     "event_keys",
     "explain",
+    "filter_guard",
     "index_key",
     "scope_mismatches",
 ]
@@ -158,6 +168,174 @@ def _action_renderer(automation: Automation) -> ActionRenderer:
     return _no_op
 
 
+# Scalar or list-of-string fields of filter_document a guard may name (and metadata.*).
+_GUARD_FIELDS = frozenset({"alias", "collection", "author", "type", "aliases", "tags"})
+# RE2 metacharacters: a pattern's literal prefix ends before the first of them.
+_REGEX_META = frozenset("\\^$.|?*+()[]{}")
+# Buckets up to this size are scanned whole: a guard lookup would cost as much.
+_SCAN_MAX = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Guard:
+    """A filter matches only if `field` holds a string in `exact` or starting with a prefix."""
+
+    field: str
+    exact: frozenset[str] = frozenset()
+    prefixes: frozenset[str] = frozenset()
+
+    @property
+    def size(self) -> int:
+        """How many values the guard admits: fewer is more selective."""
+        return len(self.exact) + len(self.prefixes)
+
+
+def _literal_prefix(pattern: str) -> str:
+    """The literal text a `^`-anchored RE2 pattern without alternation must start with."""
+    if not pattern.startswith("^") or "|" in pattern:
+        return ""
+    run: list[str] = []
+    for char in pattern[1:]:
+        if char in _REGEX_META:
+            if char in "?*{" and run:
+                run.pop()  # the quantifier makes the last literal character optional
+            break
+        run.append(char)
+    return "".join(run)
+
+
+def _op_guard(field: str, op: str, operand: Any, options: Any) -> Guard | None:
+    if op == "$eq" and type(operand) is str:
+        return Guard(field, frozenset({operand}))
+    if op == "$in" and operand and all(type(x) is str for x in operand):
+        return Guard(field, frozenset(operand))
+    if op == "$all" and operand and type(operand[0]) is str:
+        return Guard(field, frozenset({operand[0]}))
+    if op == "$regex" and type(operand) is str and not options:
+        prefix = _literal_prefix(operand)
+        if prefix:
+            return Guard(field, prefixes=frozenset({prefix}))
+    return None
+
+
+def _best(guards: Iterable[Guard | None]) -> Guard | None:
+    best: Guard | None = None
+    for guard in guards:
+        if guard is not None and (best is None or guard.size < best.size):
+            best = guard
+    return best
+
+
+def _field_guard(field: str, value: Any) -> Guard | None:
+    if field not in _GUARD_FIELDS and not field.startswith("metadata."):
+        return None
+    if isinstance(value, Mapping) and any(str(k).startswith("$") for k in value):
+        # Every operator must hold, so any one of them gives a guard.
+        options = value.get("$options")
+        return _best(_op_guard(field, op, arg, options) for op, arg in value.items())
+    return Guard(field, frozenset({value})) if type(value) is str else None
+
+
+def filter_guard(spec: Mapping[str, Any] | None) -> Guard | None:
+    """A necessary condition of a (valid) filter on one field, or None when it has none."""
+    if not isinstance(spec, Mapping):
+        return None
+    guards: list[Guard | None] = []
+    for key, value in spec.items():
+        if key == "$and" and isinstance(value, list | tuple):
+            guards.append(_best(filter_guard(child) for child in value))
+        elif key == "$or" and isinstance(value, list | tuple) and value:
+            # Each branch needs a guard on the same field; their union is the guard.
+            branches = [filter_guard(child) for child in value]
+            first = branches[0]
+            if first is not None and all(
+                b is not None and b.field == first.field for b in branches
+            ):
+                guards.append(
+                    Guard(
+                        first.field,
+                        frozenset().union(*(b.exact for b in branches if b is not None)),
+                        frozenset().union(*(b.prefixes for b in branches if b is not None)),
+                    )
+                )
+        elif not key.startswith("$"):
+            guards.append(_field_guard(key, value))
+    return _best(guards)
+
+
+def _guard_values(doc: Mapping[str, Any], field: str) -> tuple[str, ...]:
+    """The strings a guard sees in a filter document: a scalar, or a list's elements."""
+    if field.startswith("metadata."):
+        metadata = doc.get("metadata")
+        value = (
+            metadata_value(metadata, field[len("metadata.") :])
+            if type(metadata) is dict
+            else MISSING
+        )
+    else:
+        value = doc.get(field, MISSING)
+    if type(value) is str:
+        return (value,)
+    if type(value) is list:
+        return tuple(v for v in value if type(v) is str)
+    return ()
+
+
+class _Bucket:
+    """The enabled automations of one index key, in id order, with their guards indexed."""
+
+    __slots__ = ("by_prefix", "by_value", "members", "scan", "unguarded")
+
+    def __init__(self, members: tuple[CompiledAutomation, ...]) -> None:
+        self.members = members
+        self.scan = len(members) <= _SCAN_MAX
+        # (position, automation): positions keep results in id order.
+        self.unguarded: list[tuple[int, CompiledAutomation]] = []
+        self.by_value: dict[str, dict[str, list[tuple[int, CompiledAutomation]]]] = {}
+        # field -> prefix length -> prefix -> automations
+        self.by_prefix: dict[str, dict[int, dict[str, list[tuple[int, CompiledAutomation]]]]] = {}
+        if self.scan:
+            return
+        for position, compiled in enumerate(members):
+            entry = (position, compiled)
+            guard = compiled.guard
+            if guard is None:
+                self.unguarded.append(entry)
+                continue
+            values = self.by_value.setdefault(guard.field, {})
+            for value in guard.exact:
+                values.setdefault(value, []).append(entry)
+            lengths = self.by_prefix.setdefault(guard.field, {})
+            for prefix in guard.prefixes:
+                lengths.setdefault(len(prefix), {}).setdefault(prefix, []).append(entry)
+
+    def collect(self, doc: Mapping[str, Any], out: list[CompiledAutomation]) -> None:
+        """Append the members whose filter matches `doc`, in id order."""
+        if self.scan:
+            for compiled in self.members:
+                if compiled.filter.matches(doc):
+                    out.append(compiled)
+            return
+        hits = list(self.unguarded)
+        for name, table in self.by_value.items():
+            for value in _guard_values(doc, name):
+                found = table.get(value)
+                if found:
+                    hits.extend(found)
+        for name, lengths in self.by_prefix.items():
+            for value in _guard_values(doc, name):
+                for length, table in lengths.items():
+                    found = table.get(value[:length])
+                    if found:
+                        hits.extend(found)
+        if len(hits) > 1:
+            # An automation may be reached through several values: once, in id order.
+            hits = sorted(dict(hits).items())
+        for _, compiled in hits:
+            if compiled.filter.matches(doc):
+                out.append(compiled)
+
+
 class CompiledAutomation:
     """An automation with its filter and action templates compiled once."""
 
@@ -167,6 +345,7 @@ class CompiledAutomation:
         "automation",
         "enabled",
         "filter",
+        "guard",
         "id",
         "key",
         "name",
@@ -185,6 +364,7 @@ class CompiledAutomation:
         except TemplateError as exc:
             raise InvalidAutomationError([("action", str(exc))]) from None
         self.automation = automation
+        self.guard = filter_guard(automation.filter)
         self.id = automation.id
         self.name = automation.name
         self.revision = automation.revision
@@ -213,7 +393,7 @@ class AutomationIndex:
 
     def __init__(self, automations: Iterable[Automation | CompiledAutomation] = ()) -> None:
         self._by_id: dict[str, CompiledAutomation] = {}
-        self._buckets: dict[IndexKey, tuple[CompiledAutomation, ...]] = {}
+        self._buckets: dict[IndexKey, _Bucket] = {}
         for automation in automations:
             self.upsert(automation)
 
@@ -229,9 +409,13 @@ class AutomationIndex:
             self._unindex(old)
         self._by_id[compiled.id] = compiled
         if compiled.enabled:
-            bucket = (*self._buckets.get(compiled.key, ()), compiled)
-            self._buckets[compiled.key] = tuple(sorted(bucket, key=lambda c: c.id))
+            members = (*self._members(compiled.key), compiled)
+            self._buckets[compiled.key] = _Bucket(tuple(sorted(members, key=lambda c: c.id)))
         return compiled
+
+    def _members(self, key: IndexKey) -> tuple[CompiledAutomation, ...]:
+        bucket = self._buckets.get(key)
+        return () if bucket is None else bucket.members
 
     def remove(self, automation_id: str) -> CompiledAutomation | None:
         """Drop an automation; returns it, or None when unknown."""
@@ -241,9 +425,9 @@ class AutomationIndex:
         return old
 
     def _unindex(self, compiled: CompiledAutomation) -> None:
-        bucket = tuple(c for c in self._buckets.get(compiled.key, ()) if c is not compiled)
-        if bucket:
-            self._buckets[compiled.key] = bucket
+        members = tuple(c for c in self._members(compiled.key) if c is not compiled)
+        if members:
+            self._buckets[compiled.key] = _Bucket(members)
         else:
             self._buckets.pop(compiled.key, None)
 
@@ -263,23 +447,24 @@ class AutomationIndex:
     def candidates(self, event: Event) -> Sequence[CompiledAutomation]:
         """Enabled automations of the event's type whose scope contains the event."""
         wide, narrow = event_keys(event)
-        buckets = self._buckets
-        first = buckets.get(wide, ())
-        second = buckets.get(narrow, ())
-        if not second:
-            return first
-        if not first:
-            return second
-        return first + second
+        return self._members(wide) + self._members(narrow)
 
     def match(self, event: Event, doc: Mapping[str, Any] | None = None) -> list[CompiledAutomation]:
         """Candidates whose filter matches; `doc` is filter_document(event) when given."""
-        candidates = self.candidates(event)
-        if not candidates:
+        wide, narrow = event_keys(event)
+        buckets = self._buckets
+        first = buckets.get(wide)
+        second = buckets.get(narrow)
+        if first is None and second is None:
             return []
         if doc is None:
             doc = filter_document(event)
-        return [c for c in candidates if c.filter.matches(doc)]
+        out: list[CompiledAutomation] = []
+        if first is not None:
+            first.collect(doc, out)
+        if second is not None:
+            second.collect(doc, out)
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -86,6 +87,10 @@ class WorkerMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        # Label children reused by observe_batch (labels() is a locked dict lookup).
+        self._matches: dict[tuple[str, str], Counter] = {}
+        self._jobs: dict[tuple[str, str], Counter] = {}
+        self._latency: dict[str, Histogram] = {}
         self.consumer_lag = Gauge(
             "hookstream_consumer_lag_messages",
             "Messages behind the end of each consumed partition.",
@@ -95,22 +100,57 @@ class WorkerMetrics:
 
     def observe(self, result: ProcessResult, topic: str, started: float) -> None:
         """Record one processed message (`started` from time.perf_counter)."""
-        event = result.event
-        if event is None:
-            self.events_invalid.labels(topic, result.error_code or "invalid").inc()
-            self.dead_letters.labels(topic).inc()
-            return
-        self.events_consumed.labels(topic, event.event_type.value).inc()
-        for compiled in result.matched:
-            self.matches.labels(compiled.action_type, compiled.id).inc()
-        if not result.outbounds:
-            return
-        now = datetime.now(UTC)
-        self.processing_seconds.observe(time.perf_counter() - started)
-        lag = max((now - event.occurred_at).total_seconds(), 0.0)
-        for out in result.outbounds:
-            self.jobs_emitted.labels(out.action_type, out.automation_id).inc()
-            self.event_to_job_seconds.labels(out.action_type).observe(lag)
+        self.observe_batch((result,), topic, started, time.perf_counter())
+
+    def observe_batch(
+        self, results: Iterable[ProcessResult], topic: str, started: float, sent: float
+    ) -> None:
+        """Record a batch consumed at `started` whose records were queued at `sent`."""
+        # Counters are summed over the batch and label children cached: labels() and
+        # inc() each take a lock, too dear to pay several times per event.
+        consumed: dict[str, int] = {}
+        invalid: dict[str, int] = {}
+        now: datetime | None = None
+        matches = self._matches
+        jobs = self._jobs
+        latency = self._latency
+        for result in results:
+            event = result.event
+            if event is None:
+                code = result.error_code or "invalid"
+                invalid[code] = invalid.get(code, 0) + 1
+                continue
+            kind = event.event_type.value
+            consumed[kind] = consumed.get(kind, 0) + 1
+            for compiled in result.matched:
+                key = (compiled.action_type, compiled.id)
+                child = matches.get(key)
+                if child is None:
+                    child = matches[key] = self.matches.labels(*key)
+                child.inc()
+            if not result.outbounds:
+                continue
+            if now is None:
+                now = datetime.now(UTC)
+            self.processing_seconds.observe(sent - started)
+            lag = max((now - event.occurred_at).total_seconds(), 0.0)
+            for out in result.outbounds:
+                key = (out.action_type, out.automation_id)
+                child = jobs.get(key)
+                if child is None:
+                    child = jobs[key] = self.jobs_emitted.labels(*key)
+                child.inc()
+                histogram = latency.get(out.action_type)
+                if histogram is None:
+                    histogram = latency[out.action_type] = self.event_to_job_seconds.labels(
+                        out.action_type
+                    )
+                histogram.observe(lag)
+        for kind, count in consumed.items():
+            self.events_consumed.labels(topic, kind).inc(count)
+        for code, count in invalid.items():
+            self.events_invalid.labels(topic, code).inc(count)
+            self.dead_letters.labels(topic).inc(count)
 
 
 class DispatchMetrics:

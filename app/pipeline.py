@@ -37,6 +37,7 @@ __all__ = [
     "TOPIC_ACTION_TYPES",
     "AliasStore",
     "MemoryAliasStore",
+    "MessageSource",
     "Outbound",
     "Pipeline",
     "ProcessResult",
@@ -78,6 +79,40 @@ class MemoryAliasStore:
         self.data[collection_path] = dict(pointers)
 
 
+Headers = Iterable[tuple[str | bytes, bytes | None]] | Mapping[str, bytes | None]
+
+
+# Only a dead letter reads the source, so the worker passes Faust's message as it is
+# instead of building a SourceInfo for every event.
+class MessageSource(Protocol):
+    """Where a message came from: a SourceInfo, or the consumed message itself."""
+
+    @property
+    def topic(self) -> str:
+        """Source topic."""
+        ...
+
+    @property
+    def partition(self) -> int:
+        """Source partition."""
+        ...
+
+    @property
+    def offset(self) -> int:
+        """Offset in the source partition."""
+        ...
+
+    @property
+    def key(self) -> bytes | None:
+        """The message key."""
+        ...
+
+    @property
+    def headers(self) -> Headers | None:
+        """The message headers (None or empty when there are none)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class SourceInfo:
     """Where a message came from, for dead-letter records."""
@@ -86,7 +121,7 @@ class SourceInfo:
     partition: int = 0
     offset: int = 0
     key: bytes | None = None
-    headers: Iterable[tuple[str | bytes, bytes | None]] | Mapping[str, bytes | None] = ()
+    headers: Headers | None = ()
 
 
 @dataclass(slots=True)
@@ -139,8 +174,13 @@ def update_alias_pointers(event: Event, store: AliasStore) -> int | None:
         names.append(alias)
     if not names:
         return previous
-    if current is not None and all(current.get(name) == version for name in names):
-        return previous
+    if current is not None:
+        # A loop, not all() over a generator: this runs for every event.
+        for name in names:
+            if current.get(name) != version:
+                break
+        else:
+            return previous
     pointers = dict(current) if current is not None else {}
     for name in names:
         pointers[name] = version
@@ -156,8 +196,9 @@ def _b64(data: bytes | None) -> str | None:
     return DeadLetter.encode(data)
 
 
-def _headers(source: SourceInfo) -> list[DeadLetterHeader]:
-    items = source.headers.items() if isinstance(source.headers, Mapping) else source.headers
+def _headers(source: MessageSource) -> list[DeadLetterHeader]:
+    headers = source.headers or ()
+    items = headers.items() if isinstance(headers, Mapping) else headers
     out = []
     for key, value in items:
         name = key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
@@ -222,7 +263,7 @@ class Pipeline:
         self.reserved_topics = frozenset(reserved_topics) | frozenset(self.topics.values())
 
     def process(
-        self, raw: bytes | None, *, aliases: AliasStore, source: SourceInfo
+        self, raw: bytes | None, *, aliases: AliasStore, source: MessageSource
     ) -> ProcessResult:
         """Validate, update alias pointers, match and render one message."""
         if raw is None:
@@ -297,7 +338,7 @@ class Pipeline:
         )
 
     def _dead_letter(
-        self, raw: bytes | None, source: SourceInfo, error: InvalidEventError
+        self, raw: bytes | None, source: MessageSource, error: InvalidEventError
     ) -> ProcessResult:
         kept = raw
         if raw is not None and len(raw) > self.dead_letter_value_limit:

@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
+import mode.loop
 from prometheus_client import CollectorRegistry
 
 from app.admin import ensure_topics
-from app.agents import define_agents
 from app.api.views import define_api
+from app.engine import Engine
 from app.lag import define_lag_timer
 from app.matching import AutomationIndex
 from app.metrics import WorkerMetrics
 from app.pipeline import Pipeline
 from app.rules import RuleBook
 from app.settings import Settings
-from app.tables import define_alias_table
 from app.views import define_views
 
 __all__ = ["Hookstream", "create_worker", "run_worker"]
@@ -68,15 +70,14 @@ class Hookstream:
         )
         self.registry_events = self._raw_topic(settings.registry_events_topic)
         self.artifact_events = self._raw_topic(settings.artifact_events_topic)
-        self.alias_table = define_alias_table(self.app, settings)
-        self.assigned_once = False
         self.lag_labels: set[tuple[str, str]] = set()
         # Children exist from the start so increase() sees the first dead letter.
         for topic in (settings.registry_events_topic, settings.artifact_events_topic):
             self.metrics.dead_letters.labels(topic)
-        self.app.on_partitions_assigned.connect(self._on_assigned)
         self.app.task(self.rulebook.run)
-        define_agents(self)
+        # The events are consumed by the engine, not a Faust agent (app.engine says why).
+        self.engine = Engine(self)
+        self.app.task(self.engine.run)
         define_views(self)
         self.api = define_api(self)
         define_lag_timer(self)
@@ -91,15 +92,10 @@ class Hookstream:
             partitions=self.settings.topic_partitions,
         )
 
-    async def _on_assigned(
-        self, sender: Any, /, *args: Any, signal: Any = None, **kwargs: Any
-    ) -> None:
-        self.assigned_once = True
-
     async def readiness(self) -> dict[str, bool]:
         """The checks behind /readyz."""
         return {
-            "partitions_assigned": self.assigned_once and not self.app.rebalancing,
+            "partitions_assigned": self.engine.assigned_once and not self.engine.rebalancing,
             "automations_loaded": self.rulebook.ready.is_set(),
             "broker_reachable": await self.rulebook.ping(),
         }
@@ -119,10 +115,22 @@ def create_worker(settings: Settings, *, registry: CollectorRegistry | None = No
 
 def run_worker(settings: Settings) -> None:
     """Create topics, then run the worker in the foreground until Ctrl-C."""
+    # uvloop runs the event loop's own work (callbacks, futures, sockets) in C: about
+    # a tenth of a Faust worker's CPU. Chosen before the first loop is created.
+    with contextlib.suppress(ImportError):
+        mode.loop.use("uvloop")
     created = asyncio.run(ensure_topics(settings))
     if created:
         print(f"created topics: {', '.join(created)}")
     hs = create_worker(settings)
     print(f"Hookstream worker: web at http://{settings.web_host}:{settings.web_port}/", flush=True)
     worker = faust.Worker(hs.app, loglevel=settings.log_level, quiet=True)
+    # Faust's terminal spinner (on at log level WARNING and above) sets the root logger
+    # to DEBUG, so every aiokafka/Faust debug() call builds a LogRecord: about 7% of the
+    # CPU in a profile. Without it the level is what settings.log_level says.
+    worker.spinner = None
+    # Everything built so far (modules, models, the app) lives as long as the process:
+    # frozen, it is no longer walked by every full collection (measured: a 66 ms pause
+    # over ~97,000 objects became 6 ms, out of the event-to-job latency).
+    gc.freeze()
     worker.execute_from_commandline()

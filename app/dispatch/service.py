@@ -20,8 +20,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition, codec
-from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import CollectorRegistry
@@ -37,37 +36,13 @@ from app.dispatch.secrets import SecretResolver
 from app.dispatch.state import DispatchState
 from app.dispatch.topics import DispatchKind, dispatch_topics
 from app.dispatch.web import start_web
+from app.kafka_io import RebalanceForwarder, compression
 from app.metrics import DispatchMetrics
 from app.settings import Settings
 
 __all__ = ["Dispatcher"]
 
 log = logging.getLogger(__name__)
-
-
-_CODECS = {"gzip": codec.has_gzip, "snappy": codec.has_snappy, "lz4": codec.has_lz4,
-           "zstd": codec.has_zstd}
-
-
-def _compression(name: str | None) -> str | None:
-    """The configured codec, or none when its library is missing (aiokafka needs cramjam)."""
-    if name is None or _CODECS.get(name, lambda: True)():
-        return name
-    log.warning("compression %s unavailable (install cramjam); producing uncompressed", name)
-    return None
-
-
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Forwards rebalance callbacks to the service (aiokafka awaits them)."""
-
-    def __init__(self, service: Dispatcher) -> None:
-        self._service = service
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._service._on_revoked(set(revoked))
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self._service._on_assigned(set(assigned))
 
 
 class Dispatcher:
@@ -139,7 +114,7 @@ class Dispatcher:
             acks="all",
             enable_idempotence=True,
             linger_ms=s.producer_linger_ms,
-            compression_type=_compression(s.producer_compression),
+            compression_type=compression(s.producer_compression),
         )
         await self._producer.start()
         self._sender = WebhookSender(s.dispatch)
@@ -166,7 +141,8 @@ class Dispatcher:
             fetch_max_wait_ms=200,
         )
         await self._consumer.start()
-        self._consumer.subscribe(topics=self.topics.consumed, listener=_Listener(self))
+        listener = RebalanceForwarder(self._on_revoked, self._on_assigned)
+        self._consumer.subscribe(topics=self.topics.consumed, listener=listener)
         self._tasks = [
             asyncio.create_task(self._fetch_loop(), name=f"dispatch-{self.kind}-fetch"),
             asyncio.create_task(self._commit_loop(), name=f"dispatch-{self.kind}-commit"),

@@ -296,3 +296,60 @@ def test_explain_agrees_with_the_index(event_data: dict[str, Any], specs: list[A
         compiled = index.get(automation.id)
         assert compiled is not None
         assert compiled.matches(event) is (automation.id in matched)
+
+
+# Filters on one crowded scope, with and without guards: the guard index must agree
+# with evaluating every filter, whatever the event.
+GUARDED_FILTERS = [
+    None,
+    {"alias": "production"},
+    {"alias": {"$in": ["staging", "production"]}},
+    {"alias": {"$regex": "^prod"}},
+    {"alias": {"$regex": "^stag?"}},
+    {"alias": {"$regex": "^prod", "$options": "i"}},
+    {"alias": {"$regex": "prod|^x"}},
+    {"$or": [{"alias": "best"}, {"alias": {"$regex": "^prod"}}]},
+    {"$or": [{"alias": "best"}, {"collection": "mnist"}]},
+    {"$and": [{"collection": "mnist-classifier"}, {"version": {"$gte": 3}}]},
+    {"tags": {"$all": ["baseline", "candidate"]}},
+    {"tags": {"$in": ["candidate", "baseline"]}},
+    {"aliases": "latest"},
+    {"metadata.framework": "torch"},
+    {"metadata.framework": {"$in": ["jax", "torch"]}, "type": "model"},
+    {"author": {"$ne": "alice"}},
+    {"$nor": [{"alias": "production"}]},
+    {"alias": {"$not": {"$eq": "production"}}},
+    {"version": {"$gt": 2}},
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.sampled_from(range(len(GUARDED_FILTERS))), min_size=9, max_size=40),
+    st.fixed_dictionaries(
+        {
+            "alias": st.sampled_from(["production", "Production", "prod-eu", "staging", "sta"]),
+            "author": st.sampled_from(["alice", "bob"]),
+            "artifact": st.fixed_dictionaries(
+                {
+                    "collection": st.sampled_from(["mnist", "mnist-classifier"]),
+                    "version": st.integers(0, 5),
+                    "aliases": st.lists(st.sampled_from(["latest", "production", "v1"])),
+                    "tags": st.lists(st.sampled_from(["baseline", "candidate", "gpu"])),
+                    "metadata": st.fixed_dictionaries(
+                        {"framework": st.sampled_from(["torch", "jax", ["torch", "onnx"], 3])}
+                    ),
+                }
+            ),
+        }
+    ),
+)
+def test_guard_index_agrees_with_every_filter(picks: list[int], event_data: dict[str, Any]) -> None:
+    """A crowded scope's guard index returns exactly the automations whose filter matches."""
+    automations = [
+        auto(f"a{i:03d}", REGISTRY, filter=GUARDED_FILTERS[pick]) for i, pick in enumerate(picks)
+    ]
+    index = AutomationIndex(automations)
+    event = make_event(**event_data)
+    expected = [a.id for a in automations if CompiledAutomation(a).matches(event)]
+    assert ids(index, event) == expected
