@@ -18,6 +18,7 @@ from app.history import (
     execution_records,
     read_result,
 )
+from app.history_table import fold_chunk
 from app.matching import AutomationIndex
 from app.pipeline import MemoryAliasStore, Pipeline, SourceInfo
 from app.serialization import dumps, loads
@@ -175,3 +176,62 @@ def test_read_result_tells_worker_records_from_dispatcher_ones() -> None:
     assert read_result(b"not json", None) is None
     assert read_result(b'{"job_id": "x"}', None) is None
     assert read_result(None, None) is None
+
+
+class _Table:
+    """The slice of a Faust table fold_chunk uses: get, data, send_changelog."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+        self.changelog: list[tuple[int | None, str, Any]] = []
+
+    def get(self, key: str) -> Any:
+        return self.data.get(key)
+
+    def send_changelog(self, partition: int | None, key: str, value: Any) -> None:
+        self.changelog.append((partition, key, value))
+
+
+class _Message:
+    """An action-results message."""
+
+    def __init__(self, key: bytes | None, value: bytes | None, partition: int) -> None:
+        self.key, self.value, self.partition = key, value, partition
+        self.headers: list[tuple[str, bytes]] = []
+        self.topic, self.offset = "action-results", 0
+
+
+class _Event:
+    """A Faust event holding a message."""
+
+    def __init__(self, message: _Message) -> None:
+        self.message = message
+
+
+def _result_event(job: str, status: ResultStatus, automation: str, partition: int) -> _Event:
+    value = dumps(record(status, job=job).model_dump(mode="json") | {"automation_id": automation})
+    return _Event(_Message(automation.encode(), value, partition))
+
+
+def test_a_chunk_writes_each_changed_key_once_on_its_partition() -> None:
+    """Four records of two automations give two changelog writes, each on its record's partition."""
+    table = _Table()
+    chunk = [
+        _result_event("j1", ResultStatus.PENDING, "a", 2),
+        _result_event("j1", ResultStatus.FINISHED, "a", 2),
+        _result_event("j2", ResultStatus.PENDING, "b", 0),
+        _result_event("j3", ResultStatus.FAILED, "a", 2),
+    ]
+    assert fold_chunk(table, chunk, 50) == 2
+    assert [(p, k) for p, k, _ in table.changelog] == [(2, "a"), (0, "b")]
+    history_a = AutomationHistory.model_validate(table.data["a"])
+    assert [e.job_id for e in history_a.executions] == ["j3", "j1"]
+    assert table.data["a"] is table.changelog[0][2]
+
+
+def test_a_chunk_skips_unreadable_records_and_writes_nothing_unchanged() -> None:
+    """Unreadable values and keyless records are skipped; an empty fold writes nothing."""
+    table = _Table()
+    chunk = [_Event(_Message(b"a", b"not json", 1)), _Event(_Message(None, b"{}", 1))]
+    assert fold_chunk(table, chunk, 50) == 0
+    assert table.changelog == []
