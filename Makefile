@@ -9,6 +9,8 @@ KAFKA := $(PY) deploy/kafka/local_kafka.py
 KAFKA_PORT ?= 9092
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
+BENCH_KAFKA_PORT ?= 19492
 
 .PHONY: help install kafka-up kafka-down kafka-status run test test-unit test-integration test-faults lint schemas bench clean
 
@@ -51,12 +53,19 @@ test-faults: install ## Fault suite only (crash, broker restart, rebalance, host
 	else $(KAFKA) run --port $(KAFKA_PORT) -- $(PY) -m pytest -m faults $(FAULT_TESTS) $(PYTEST_ARGS); fi
 	@cat build/faults-report.md 2>/dev/null || true
 
+# The benchmark starts a broker of its own (unless KAFKA_BOOTSTRAP_SERVERS is set): the
+# test broker carries every test run's topics and other suites' traffic, which made
+# figures swing by half from one run to the next.
+bench: install ## Benchmarks on their own local broker (port BENCH_KAFKA_PORT): table + docs/benchmarks.md; BENCH_ARGS=--smoke
+	@if [ -n "$$KAFKA_BOOTSTRAP_SERVERS" ]; then $(PY) -m bench.run $(BENCH_ARGS); \
+	else $(KAFKA) run --port $(BENCH_KAFKA_PORT) -- $(PY) -m bench.run $(BENCH_ARGS); fi
+
 test-unit: install ## Unit tests only (no broker)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 lint: install ## ruff and mypy
-	$(VENV)/bin/ruff check app tests deploy
-	$(VENV)/bin/ruff format --check app tests deploy || true
+	$(VENV)/bin/ruff check app tests deploy bench
+	$(VENV)/bin/ruff format --check app tests deploy bench || true
 	$(VENV)/bin/mypy app
 
 schemas: install ## Regenerate schemas/ and docs/openapi.json from the models
