@@ -12,17 +12,20 @@ from app.models import Automation
 from app.settings import Settings
 
 __all__ = [
+    "MANAGED_FIELDS",
     "ApplyResult",
     "apply_automations",
     "current_automations",
     "delete_automation",
     "same_spec",
+    "spec_json",
     "stamp",
+    "stored_json",
     "to_record",
 ]
 
 # Fields the store owns; a user's file never decides them.
-_MANAGED = {"revision", "created_at", "updated_at"}
+MANAGED_FIELDS = frozenset({"revision", "created_at", "updated_at"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +52,20 @@ async def current_automations(settings: Settings) -> dict[str, dict[str, Any]]:
     return state
 
 
+def stored_json(automation: Automation) -> dict[str, Any]:
+    """An automation as the topic and the API carry it."""
+    return automation.model_dump(mode="json", exclude_none=True)
+
+
+def spec_json(automation: Automation) -> dict[str, Any]:
+    """`stored_json` without the fields the store manages: what a user decides."""
+    return automation.model_dump(mode="json", exclude=set(MANAGED_FIELDS), exclude_none=True)
+
+
 def same_spec(new: Automation, old: dict[str, Any]) -> bool:
     """Whether two automations differ only in the fields the store manages."""
-    mine = new.model_dump(mode="json", exclude=_MANAGED, exclude_none=True)
-    theirs = {k: v for k, v in old.items() if k not in _MANAGED and v is not None}
+    mine = spec_json(new)
+    theirs = {k: v for k, v in old.items() if k not in MANAGED_FIELDS and v is not None}
     return bool(serialization.loads(serialization.dumps(mine)) == theirs)
 
 
@@ -96,7 +109,7 @@ async def apply_automations(settings: Settings, automations: list[Automation]) -
 
 def to_record(automation: Automation) -> bytes:
     """The JSON value written to the automations topic."""
-    return serialization.dumps(automation.model_dump(mode="json", exclude_none=True))
+    return serialization.dumps(stored_json(automation))
 
 
 async def delete_automation(settings: Settings, automation_id: str) -> None:

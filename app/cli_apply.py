@@ -22,12 +22,12 @@ from app.settings import Settings
 
 __all__ = ["cmd_apply"]
 
-_MANAGED = ("revision", "created_at", "updated_at")
 
-
-def _spec(automation: Automation) -> dict[str, Any]:
-    data = automation.model_dump(mode="json", exclude_none=True)
-    return {k: v for k, v in data.items() if k not in _MANAGED}
+def _report(automation_id: str, status: str, revision: int, as_json: bool, out: TextIO) -> None:
+    if as_json:
+        print(dumps_str({"id": automation_id, "status": status, "revision": revision}), file=out)
+    else:
+        print(f"automation/{automation_id} {status}", file=out)
 
 
 def _apply_direct(
@@ -38,29 +38,23 @@ def _apply_direct(
     results = asyncio.run(apply_automations(settings, automations))
     for result in results:
         status = "configured" if result.status == "updated" else result.status
-        if as_json:
-            print(
-                dumps_str({"id": result.id, "status": status, "revision": result.revision}),
-                file=out,
-            )
-        else:
-            print(f"automation/{result.id} {status}", file=out)
+        _report(result.id, status, result.revision, as_json, out)
     return 0
 
 
 def _apply_one(
     client: ApiClient, automation: Automation, old: dict[str, Any] | None
 ) -> tuple[str, int]:
-    from app.automation_store import same_spec
+    from app.automation_store import same_spec, spec_json
 
     if old is not None and same_spec(automation, old):
         return "unchanged", int(old.get("revision", 1))
     if old is None:
-        response = client.request("POST", "/automations", _spec(automation))
+        response = client.request("POST", "/automations", spec_json(automation))
         if response.status != 409:
             return "created", int(response.raise_for_status().data["revision"])
         # Created by someone else since the list: replace it like a changed one.
-    response = client.call("PUT", f"/automations/{automation.id}", _spec(automation))
+    response = client.call("PUT", f"/automations/{automation.id}", spec_json(automation))
     outcome = response.headers.get("Hookstream-Outcome", "updated")
     return ("unchanged" if outcome == "unchanged" else "configured"), int(response.data["revision"])
 
@@ -98,10 +92,5 @@ def cmd_apply(args: argparse.Namespace, settings: Settings, out: TextIO, err: Te
             print_refusal(exc, f"automation/{automation.id} not applied", err)
             code = EXIT_REFUSED
             continue
-        if args.json:
-            print(
-                dumps_str({"id": automation.id, "status": status, "revision": revision}), file=out
-            )
-        else:
-            print(f"automation/{automation.id} {status}", file=out)
+        _report(automation.id, status, revision, args.json, out)
     return code

@@ -36,7 +36,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from app.errors import HookstreamError
 from app.history import execution_records
-from app.kafka_io import RebalanceForwarder, compression
+from app.kafka_io import RebalanceForwarder, action_producer
 from app.pipeline import ProcessResult
 from app.tables import AliasPointers, read_changelog
 
@@ -106,14 +106,8 @@ class Engine:
 
     async def _start(self) -> None:
         s = self.settings
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=s.kafka_bootstrap_servers,
-            client_id=f"{s.engine_group_id}-producer",
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=s.producer_linger_ms,
-            compression_type=compression(s.producer_compression),
-            max_request_size=s.max_record_bytes,
+        self.producer = action_producer(
+            s, f"{s.engine_group_id}-producer", max_request_size=s.max_record_bytes
         )
         await self.producer.start()
         session_ms = int(s.broker_session_timeout_seconds * 1000)
@@ -215,8 +209,9 @@ class Engine:
                     if now is None:
                         now = datetime.now(UTC)
                     for rec in execution_records(result, now):
-                        headers = list(rec.headers) if rec.headers else None
-                        sent.append(await send(history, rec.value, key=rec.key, headers=headers))
+                        sent.append(
+                            await send(history, rec.value, key=rec.key, headers=rec.headers)
+                        )
             done[tp] = records[-1].offset + 1
             hs.metrics.observe_batch(results, tp.topic, started, time.perf_counter())
         for partition, key, value in aliases.drain():

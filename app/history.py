@@ -38,6 +38,7 @@ __all__ = [
     "ResultRecord",
     "WorkerMark",
     "apply_result",
+    "empty_history",
     "execution_records",
     "read_result",
 ]
@@ -231,7 +232,8 @@ def _worker_record(
     }
 
 
-def _empty(automation_id: str) -> dict[str, Any]:
+def empty_history(automation_id: str) -> dict[str, Any]:
+    """The history of an automation that never fired, as the API returns it."""
     return AutomationHistory(automation_id=automation_id).model_dump(mode="json")
 
 
@@ -247,7 +249,7 @@ def apply_result(
     record of `action-results` in the worker's event loop, and re-validating 50 entries
     per record would cost more than everything else the agent does.
     """
-    base = state if state else _empty(record.automation_id)
+    base = state if state else empty_history(record.automation_id)
     counters = dict(base["counters"])
     entries = list(base["executions"])
     index = next((i for i, e in enumerate(entries) if e["job_id"] == record.job_id), None)

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from app.history import AutomationHistory, apply_result, read_result
+from app.history import apply_result, empty_history, read_result
 
 if TYPE_CHECKING:
     from app.worker import Hookstream
@@ -51,7 +51,7 @@ class HistoryTable:
         """The history of one automation; empty when it never fired here."""
         value = self.table.get(automation_id)
         if not value:
-            return AutomationHistory(automation_id=automation_id).model_dump(mode="json")
+            return empty_history(automation_id)
         return dict(value)
 
 

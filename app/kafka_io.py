@@ -11,9 +11,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 
 from app.errors import HookstreamError
+from app.settings import Settings
 
 __all__ = [
     "RebalanceForwarder",
+    "action_producer",
     "compression",
     "produce",
     "producer",
@@ -54,6 +56,22 @@ class RebalanceForwarder(ConsumerRebalanceListener):  # type: ignore[misc]  # ai
         await self._on_assigned(set(assigned))
 
 
+def action_producer(
+    settings: Settings, client_id: str, *, max_request_size: int | None = None
+) -> AIOKafkaProducer:
+    """The idempotent producer of a worker or dispatcher (acks=all, linger, compression)."""
+    extra = {} if max_request_size is None else {"max_request_size": max_request_size}
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=settings.producer_linger_ms,
+        compression_type=compression(settings.producer_compression),
+        **extra,
+    )
+
+
 @asynccontextmanager
 async def producer(bootstrap: str, **kwargs: object) -> AsyncIterator[AIOKafkaProducer]:
     """A started producer with acks=all, stopped (and flushed) on exit."""
@@ -92,17 +110,29 @@ async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[Topic
     raise HookstreamError(f"topic {topic!r} does not exist")
 
 
-async def read_to_end(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every record currently in a topic, read group-less from the beginning."""
+async def read_to_end(
+    bootstrap: str,
+    topic: str,
+    partitions: Iterable[int] | None = None,
+    *,
+    client_id: str | None = None,
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record currently in a topic (or these partitions), read group-less from the start."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        **({"client_id": client_id} if client_id else {}),
     )
     await consumer.start()
     try:
-        tps = await topic_partitions(consumer, topic)
+        if partitions is None:
+            tps = await topic_partitions(consumer, topic)
+        else:
+            tps = [TopicPartition(topic, p) for p in sorted(set(partitions))]
+        if not tps:
+            return []
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         end = await consumer.end_offsets(tps)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -88,9 +88,9 @@ class WorkerMetrics:
             registry=registry,
         )
         # Label children reused by observe_batch (labels() is a locked dict lookup).
-        self._matches: dict[tuple[str, str], Counter] = {}
-        self._jobs: dict[tuple[str, str], Counter] = {}
-        self._latency: dict[str, Histogram] = {}
+        self._matches: dict[tuple[str, ...], Any] = {}
+        self._jobs: dict[tuple[str, ...], Any] = {}
+        self._latency: dict[tuple[str, ...], Any] = {}
         self.consumer_lag = Gauge(
             "hookstream_consumer_lag_messages",
             "Messages behind the end of each consumed partition.",
@@ -123,11 +123,7 @@ class WorkerMetrics:
             kind = event.event_type.value
             consumed[kind] = consumed.get(kind, 0) + 1
             for compiled in result.matched:
-                key = (compiled.action_type, compiled.id)
-                child = matches.get(key)
-                if child is None:
-                    child = matches[key] = self.matches.labels(*key)
-                child.inc()
+                _child(matches, self.matches, compiled.action_type, compiled.id).inc()
             if not result.outbounds:
                 continue
             if now is None:
@@ -135,22 +131,21 @@ class WorkerMetrics:
             self.processing_seconds.observe(sent - started)
             lag = max((now - event.occurred_at).total_seconds(), 0.0)
             for out in result.outbounds:
-                key = (out.action_type, out.automation_id)
-                child = jobs.get(key)
-                if child is None:
-                    child = jobs[key] = self.jobs_emitted.labels(*key)
-                child.inc()
-                histogram = latency.get(out.action_type)
-                if histogram is None:
-                    histogram = latency[out.action_type] = self.event_to_job_seconds.labels(
-                        out.action_type
-                    )
-                histogram.observe(lag)
+                _child(jobs, self.jobs_emitted, out.action_type, out.automation_id).inc()
+                _child(latency, self.event_to_job_seconds, out.action_type).observe(lag)
         for kind, count in consumed.items():
             self.events_consumed.labels(topic, kind).inc(count)
         for code, count in invalid.items():
             self.events_invalid.labels(topic, code).inc(count)
             self.dead_letters.labels(topic).inc(count)
+
+
+def _child(cache: dict[tuple[str, ...], Any], metric: Any, *labels: str) -> Any:
+    """The metric's child for these labels, looked up once and cached."""
+    child = cache.get(labels)
+    if child is None:
+        child = cache[labels] = metric.labels(*labels)
+    return child
 
 
 class DispatchMetrics:

@@ -87,6 +87,15 @@ _BAD_BODY = _error("body not JSON or not an object")
 _TOO_LARGE = _error("body over the size limit")
 _INVALID = _error("invalid automation: `errors` names each field")
 _NOT_FOUND = _error("no automation with this id")
+# PUT and PATCH of one automation answer alike.
+_CHANGE_RESPONSES = {
+    "200": _ok("updated or unchanged", "Automation", _OUTCOME),
+    "400": _BAD_BODY,
+    **_AUTH_ERRORS,
+    "404": _NOT_FOUND,
+    "413": _TOO_LARGE,
+    "422": _INVALID,
+}
 _MERGE_PATCH = {
     "application/merge-patch+json": {
         "schema": {
@@ -150,28 +159,14 @@ def _paths() -> dict[str, Any]:
                 "operationId": "replaceAutomation",
                 **write,
                 "requestBody": {"required": True, "content": _json(_ref("Automation"))},
-                "responses": {
-                    "200": _ok("updated or unchanged", "Automation", _OUTCOME),
-                    "400": _BAD_BODY,
-                    **_AUTH_ERRORS,
-                    "404": _NOT_FOUND,
-                    "413": _TOO_LARGE,
-                    "422": _INVALID,
-                },
+                "responses": _CHANGE_RESPONSES,
             },
             "patch": {
                 "summary": 'Partly change an automation, e.g. {"enabled": false}',
                 "operationId": "patchAutomation",
                 **write,
                 "requestBody": {"required": True, "content": _MERGE_PATCH},
-                "responses": {
-                    "200": _ok("updated or unchanged", "Automation", _OUTCOME),
-                    "400": _BAD_BODY,
-                    **_AUTH_ERRORS,
-                    "404": _NOT_FOUND,
-                    "413": _TOO_LARGE,
-                    "422": _INVALID,
-                },
+                "responses": _CHANGE_RESPONSES,
             },
             "delete": {
                 "summary": "Delete an automation (tombstone on the automations topic)",

@@ -16,9 +16,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from app.errors import HookstreamError
+from app.kafka_io import read_to_end
 from app.serialization import dumps, loads
 
 __all__ = ["AliasPointers", "apply_changelog", "read_changelog"]
@@ -87,36 +86,11 @@ async def read_changelog(
     bootstrap: str, topic: str, partitions: Iterable[int], *, client_id: str
 ) -> dict[int, dict[str, Pointers]]:
     """Read changelog partitions from the beginning to their current end."""
-    wanted = sorted(set(partitions))
-    parts: dict[int, dict[str, Pointers]] = {p: {} for p in wanted}
-    if not wanted:
-        return parts
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        client_id=client_id,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in wanted]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        remaining = set()
-        for tp in tps:
-            if await consumer.position(tp) < ends[tp]:
-                remaining.add(tp)
-        while remaining:
-            batches = await consumer.getmany(*remaining, timeout_ms=500)
-            for tp, records in batches.items():
-                apply_changelog(parts[tp.partition], records)
-            for tp in list(remaining):
-                if await consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
-    finally:
-        await consumer.stop()
+    parts: dict[int, dict[str, Pointers]] = {p: {} for p in partitions}
+    if parts:
+        records = await read_to_end(bootstrap, topic, parts, client_id=client_id)
+        for record in records:
+            apply_changelog(parts[record.partition], (record,))
     return parts
 
 

@@ -17,14 +17,14 @@ from typing import Any, Literal
 
 from app.api.errors import ApiError
 from app.api.patch import merge_patch
-from app.api.validation import MANAGED_FIELDS, validate_automation
-from app.automation_store import same_spec, stamp, to_record
+from app.api.validation import validate_automation
+from app.automation_store import MANAGED_FIELDS, same_spec, spec_json, stamp, stored_json, to_record
 from app.matching import AutomationIndex
 from app.models import Automation
 from app.rules import RuleBook
 from app.settings import Settings
 
-__all__ = ["AutomationStore", "Send", "WriteResult", "stored_json"]
+__all__ = ["AutomationStore", "Send", "WriteResult"]
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,6 @@ class WriteResult:
     automation: Automation | None
     outcome: Literal["created", "updated", "unchanged", "deleted"]
     applied: bool = True
-
-
-def stored_json(automation: Automation) -> dict[str, Any]:
-    """An automation as the topic and the API carry it."""
-    return automation.model_dump(mode="json", exclude_none=True)
 
 
 class AutomationStore:
@@ -111,8 +106,9 @@ class AutomationStore:
             raise ApiError(400, "a PATCH body must be a JSON object (JSON Merge Patch)")
         async with self._lock:
             current = self.get(automation_id)
-            base = {k: v for k, v in stored_json(current).items() if k not in MANAGED_FIELDS}
-            merged = merge_patch(base, {k: v for k, v in patch.items() if k not in MANAGED_FIELDS})
+            merged = merge_patch(
+                spec_json(current), {k: v for k, v in patch.items() if k not in MANAGED_FIELDS}
+            )
             if merged.get("id") != automation_id:
                 raise ApiError(422, "invalid automation", errors=[("id", "cannot be changed")])
             return await self._update(current, merged)

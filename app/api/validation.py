@@ -5,15 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from app.api.errors import ApiError
+from app.automation_store import MANAGED_FIELDS
 from app.errors import InvalidAutomationError
 from app.models import Automation, KafkaAction, parse_automation
 from app.settings import Settings
 
-__all__ = ["MANAGED_FIELDS", "reserved_topic_errors", "validate_automation"]
-
-# Fields the store sets; a client's values for them are ignored, not refused, so that
-# a GET response can be edited and sent back as is.
-MANAGED_FIELDS = frozenset({"revision", "created_at", "updated_at"})
+__all__ = ["reserved_topic_errors", "validate_automation"]
 
 
 def reserved_topic_errors(automation: Automation, settings: Settings) -> list[tuple[str, str]]:
@@ -34,6 +31,8 @@ def validate_automation(data: Any, settings: Settings) -> Automation:
     """Parse a request body as an automation; raises ApiError 422 listing every bad field."""
     if not isinstance(data, dict):
         raise ApiError(422, "an automation must be a JSON object", errors=[("", "not an object")])
+    # A client's values for the managed fields are ignored, not refused, so that a GET
+    # response can be edited and sent back as is.
     fields = {k: v for k, v in data.items() if k not in MANAGED_FIELDS}
     try:
         automation = parse_automation(fields)

@@ -11,8 +11,9 @@ from app.api.filters import parse_query, select
 from app.api.history_view import HistoryView
 from app.api.http import ApiContext, ApiView, read_object
 from app.api.ingest_view import EventsView
-from app.api.store import AutomationStore, WriteResult, stored_json
+from app.api.store import AutomationStore, WriteResult
 from app.api.validation import validate_automation
+from app.automation_store import stored_json
 from app.history_table import define_history
 from app.openapi import openapi_bytes
 from app.serialization import dumps

@@ -36,7 +36,7 @@ from app.dispatch.secrets import SecretResolver
 from app.dispatch.state import DispatchState
 from app.dispatch.topics import DispatchKind, dispatch_topics
 from app.dispatch.web import start_web
-from app.kafka_io import RebalanceForwarder, compression
+from app.kafka_io import RebalanceForwarder, action_producer
 from app.metrics import DispatchMetrics
 from app.settings import Settings
 
@@ -108,14 +108,7 @@ class Dispatcher:
             self._runner = await start_web(s.web_host, s.web_port, self.registry, self.readiness)
         await self.state.start()
         await self.state.caught_up()
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=s.kafka_bootstrap_servers,
-            client_id=f"{self.group_id}-producer",
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=s.producer_linger_ms,
-            compression_type=compression(s.producer_compression),
-        )
+        self._producer = action_producer(s, f"{self.group_id}-producer")
         await self._producer.start()
         self._sender = WebhookSender(s.dispatch)
         await self._sender.start()
