@@ -9,26 +9,23 @@ import sys
 import time
 
 import uvloop
-from aiokafka import AIOKafkaProducer
 
-from app.serialization import dumps
-from bench.workload import event_dict, now_iso, versions_tracker
+from app.kafka_io import producer
+from bench.workload import BenchEvent, Versions, bench_event, event_dict, now_iso
 
 __all__ = ["main", "steady"]
 
 TICK = 0.005  # seconds between bursts: 5 events per tick at 1,000/s
 
 
-def _templates(count: int, prefix: str) -> list[tuple[bool, bytes, bytes]]:
-    """(registry?, key, JSON with a placeholder `occurred_at`) for `count` events."""
+def _templates(count: int, prefix: str) -> list[BenchEvent]:
+    """`count` events whose JSON holds a placeholder `occurred_at`."""
     rng = random.Random(11)
-    versions = versions_tracker()
-    out = []
-    for index in range(count):
-        event = event_dict(rng, index, prefix, versions, _PLACEHOLDER)
-        key = f"{event['entity']}/{event['project']}/{event['artifact']['collection']}"
-        out.append(("registry" in event, key.encode(), dumps(event)))
-    return out
+    versions = Versions()
+    return [
+        bench_event(event_dict(rng, index, prefix, versions, _PLACEHOLDER))
+        for index in range(count)
+    ]
 
 
 # Replaced in the rendered bytes by the time of sending (the JSON stays valid).
@@ -43,23 +40,19 @@ async def steady(
     # Rendered before the clock starts, so that the generator's own cost stays low.
     templates = _templates(total, prefix)
     placeholder = _PLACEHOLDER.encode()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
-    await producer.start()
     sent = 0
-    try:
+    async with producer(bootstrap, linger_ms=0) as prod:
         started = time.monotonic()
         while sent < total:
             due = min(total, int((time.monotonic() - started) * rate) + 1)
             while sent < due:
-                registry, key, value = templates[sent]
-                stamped = value.replace(placeholder, now_iso().encode(), 1)
-                topic = registry_topic if registry else artifact_topic
-                await producer.send(topic, stamped, key=key)
+                event = templates[sent]
+                stamped = event.value.replace(placeholder, now_iso().encode(), 1)
+                topic = registry_topic if event.registry else artifact_topic
+                await prod.send(topic, stamped, key=event.key)
                 sent += 1
             await asyncio.sleep(TICK)
-        await producer.flush()
-    finally:
-        await producer.stop()
+        await prod.flush()
     return sent
 
 

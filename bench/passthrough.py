@@ -13,7 +13,9 @@ import sys
 import time
 
 import uvloop
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
+
+from app.kafka_io import producer
 
 __all__ = ["main", "passthrough"]
 
@@ -31,39 +33,32 @@ async def passthrough(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        linger_ms=linger_ms,
-        compression_type="lz4",
-    )
-    await producer.start()
-    await consumer.start()
     passed = 0
-    try:
-        send = producer.send
-        cpu = 0.0
-        next_commit = time.monotonic() + COMMIT_INTERVAL
-        while passed < expect:
-            batches = await consumer.getmany(timeout_ms=100)
-            if batches and not cpu:
-                cpu = time.process_time()
-            for records in batches.values():
-                for record in records:
-                    await send(out_topic, record.value, key=record.key)
-                passed += len(records)
-            if time.monotonic() >= next_commit:
-                # At-least-once, as the worker: every passed record is acknowledged
-                # by Kafka before its source offset is committed.
-                await producer.flush()
-                await consumer.commit()
-                next_commit = time.monotonic() + COMMIT_INTERVAL
-        await producer.flush()
-        await consumer.commit()
-        print(f"cpu {time.process_time() - cpu:.3f}", flush=True)
-    finally:
-        await consumer.stop()
-        await producer.stop()
+    async with producer(bootstrap, linger_ms=linger_ms, compression_type="lz4") as prod:
+        await consumer.start()
+        try:
+            send = prod.send
+            cpu = 0.0
+            next_commit = time.monotonic() + COMMIT_INTERVAL
+            while passed < expect:
+                batches = await consumer.getmany(timeout_ms=100)
+                if batches and not cpu:
+                    cpu = time.process_time()
+                for records in batches.values():
+                    for record in records:
+                        await send(out_topic, record.value, key=record.key)
+                    passed += len(records)
+                if time.monotonic() >= next_commit:
+                    # At-least-once, as the worker: every passed record is acknowledged
+                    # by Kafka before its source offset is committed.
+                    await prod.flush()
+                    await consumer.commit()
+                    next_commit = time.monotonic() + COMMIT_INTERVAL
+            await prod.flush()
+            await consumer.commit()
+            print(f"cpu {time.process_time() - cpu:.3f}", flush=True)
+        finally:
+            await consumer.stop()
     return passed
 
 

@@ -83,8 +83,8 @@ def _ints(text: str) -> list[int]:
 
 def run(args: argparse.Namespace) -> Results:
     """Every scenario, in order: S0, S0f, S1, S2, S3, matcher-only, profile."""
-    sizes = FULL if not args.smoke else SMOKE
-    pick = {k: (getattr(args, k) if getattr(args, k) is not None else v) for k, v in sizes.items()}
+    base = FULL if not args.smoke else SMOKE
+    pick = {k: (getattr(args, k) if getattr(args, k) is not None else v) for k, v in base.items()}
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="hookstream-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -95,34 +95,34 @@ def run(args: argparse.Namespace) -> Results:
     load_before = load_average()
     pressure_before = cpu_pressure()
     started_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    say = _say
-    say(f"preparing {pick['events']:,} events on {bootstrap} (work dir {workdir})")
+    _say(f"preparing {pick['events']:,} events on {bootstrap} (work dir {workdir})")
     bench = scenarios.prepare(bootstrap, workdir, pick["events"])
     try:
-        say(f"pre-filled in {bench.prefill_seconds:.1f} s")
+        _say(f"pre-filled in {bench.prefill_seconds:.1f} s")
         s1_automations = workload.automations(pick["s1_automations"])
         sizes = {count: workload.automations(count) for count in _ints(pick["sizes"])}
+        rates = _ints(pick["rates"])
         # Rounds, not back-to-back repeats: a burst of load from elsewhere on the machine
         # then hurts one run of several scenarios rather than every run of one.
         s0s, floors0, s1s, quiets = [], [], [], []
         s2s: dict[int, list[scenarios.WorkerRun]] = {count: [] for count in sizes}
         for n in range(pick["repeat"]):
-            say(f"round {n + 1} of {pick['repeat']}: S0 raw pass-through")
+            _say(f"round {n + 1} of {pick['repeat']}: S0 raw pass-through")
             s0s.append(scenarios.passthrough(bench, f"r{n}"))
-            say(f"  {s0s[-1].eps:,.0f} events/s; S0f Faust no-op agent")
+            _say(f"  {s0s[-1].eps:,.0f} events/s; S0f Faust no-op agent")
             floors0.append(scenarios.faust_floor(bench, f"r{n}"))
-            say(f"  {floors0[-1].eps:,.0f} events/s; S1 ({len(s1_automations)} automations)")
+            _say(f"  {floors0[-1].eps:,.0f} events/s; S1 ({len(s1_automations)} automations)")
             s1s.append(scenarios.worker_run(bench, s1_automations, f"s1r{n}"))
-            say(f"  {s1s[-1].throughput.eps:,.0f} events/s; S1 without execution history")
+            _say(f"  {s1s[-1].throughput.eps:,.0f} events/s; S1 without execution history")
             quiets.append(
                 scenarios.worker_run(
                     bench, s1_automations, f"s1nhr{n}", overrides={"history_enabled": False}
                 )
             )
-            say(f"  {quiets[-1].throughput.eps:,.0f} events/s")
+            _say(f"  {quiets[-1].throughput.eps:,.0f} events/s")
             for count, automations in sizes.items():
                 s2s[count].append(scenarios.worker_run(bench, automations, f"s2x{count}r{n}"))
-                say(f"  S2 {count:,} automations: {s2s[count][-1].throughput.eps:,.0f} events/s")
+                _say(f"  S2 {count:,} automations: {s2s[count][-1].throughput.eps:,.0f} events/s")
         s0 = max(s0s, key=lambda t: t.eps)
         floor = max(floors0, key=lambda t: t.eps)
         s1 = _best(s1s)
@@ -139,24 +139,24 @@ def run(args: argparse.Namespace) -> Results:
         for count, automations in sizes.items():
             matched, candidates = matcher_eps(offline, automations)
             whole = pipeline_eps(offline, automations, repeat=2)
-            say(f"S2 {count:,} automations without Kafka: matcher only {matched:,.0f} events/s")
+            _say(f"S2 {count:,} automations without Kafka: matcher only {matched:,.0f} events/s")
             s2.append(ScaleRow(count, _best(s2s[count]), matched, candidates, whole))
         crowded = (pick["crowded"], *crowded_eps(offline, pick["crowded"]))
-        say("S3 steady rates: " + ", ".join(f"{r}/s" for r in _ints(pick["rates"])))
+        _say("S3 steady rates: " + ", ".join(f"{r}/s" for r in rates))
         s3, s3_rss = scenarios.latency(
             bench,
             s1_automations,
-            _ints(pick["rates"]),
+            rates,
             pick["latency_seconds"],
             pick["warmup_seconds"],
         )
         floors = []
-        for rate in _ints(pick["rates"]):
-            say(f"S3 Faust no-op agent at {rate}/s")
+        for rate in rates:
+            _say(f"S3 Faust no-op agent at {rate}/s")
             floors.append(scenarios.floor_at_rate(bench, rate, pick["latency_seconds"]))
         summary = profile_run = None
         if profile:
-            say("profile: S1 again under py-spy")
+            _say("profile: S1 again under py-spy")
             profile_run = scenarios.worker_run(
                 bench,
                 s1_automations,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import statistics
 import subprocess
 import sys
 import threading
@@ -58,10 +57,18 @@ class Bench:
     workdir: Path
     run_id: str
     events: list[BenchEvent]
-    registry_topic: str
-    artifact_topic: str
     settings: Settings
     prefill_seconds: float = 0.0
+
+    @property
+    def registry_topic(self) -> str:
+        """The pre-filled registry event topic."""
+        return self.settings.registry_events_topic
+
+    @property
+    def artifact_topic(self) -> str:
+        """The pre-filled artifact event topic."""
+        return self.settings.artifact_events_topic
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,11 +133,6 @@ class LatencyResult:
         """Percentile q (0-1) of 'create' or 'receive' latencies."""
         return self._pct(self.create_ms if which == "create" else self.receive_ms, q)
 
-    def mean(self, which: str) -> float:
-        """Mean of 'create' or 'receive' latencies."""
-        values = self.create_ms if which == "create" else self.receive_ms
-        return statistics.fmean(values) if values else 0.0
-
 
 def prepare(bootstrap: str, workdir: Path, events: int) -> Bench:
     """Generate the events, create the shared event topics and pre-fill them."""
@@ -143,16 +145,7 @@ def prepare(bootstrap: str, workdir: Path, events: int) -> Bench:
     asyncio.run(
         prefill(bootstrap, settings.registry_events_topic, settings.artifact_events_topic, framed)
     )
-    return Bench(
-        bootstrap,
-        workdir,
-        run_id,
-        framed,
-        settings.registry_events_topic,
-        settings.artifact_events_topic,
-        settings,
-        time.perf_counter() - started,
-    )
+    return Bench(bootstrap, workdir, run_id, framed, settings, time.perf_counter() - started)
 
 
 def _span(timestamps: list[int]) -> float:
@@ -185,7 +178,7 @@ def passthrough(bench: Bench, tag: str = "", timeout: float = 600.0) -> Throughp
     )
     cpu = _last_figure(done.stdout, "cpu")
     records = asyncio.run(read_records(bench.bootstrap, [out_topic]))
-    span = _span([r.timestamp_ms for r in records])
+    span = _span([r.timestamp for r in records])
     return Throughput(len(bench.events), len(records), span, cpu)
 
 
@@ -198,23 +191,28 @@ def _last_figure(output: str, label: str, index: int = 1) -> float:
     raise RuntimeError(f"no {label!r} line in:\n{output[-2000:]}")
 
 
-def faust_floor(bench: Bench, tag: str = "", timeout: float = 600.0) -> Throughput:
-    """S0f: the same events through a Faust agent that does nothing (Faust's own cost)."""
-    command = [
+def _floor(bench: Bench, group: str, settings: Settings, expect: int) -> list[str]:
+    """The command of bench.faust_floor: `expect` events from the settings' event topics."""
+    return [
         sys.executable,
         "-m",
         "bench.faust_floor",
         "--bootstrap",
         bench.bootstrap,
         "--group",
-        f"bench-floor-{bench.run_id}{tag}",
+        group,
         "--topics",
-        f"{bench.registry_topic},{bench.artifact_topic}",
+        f"{settings.registry_events_topic},{settings.artifact_events_topic}",
         "--expect",
-        str(len(bench.events)),
+        str(expect),
         "--partitions",
         str(PARTITIONS),
     ]
+
+
+def faust_floor(bench: Bench, tag: str = "", timeout: float = 600.0) -> Throughput:
+    """S0f: the same events through a Faust agent that does nothing (Faust's own cost)."""
+    command = _floor(bench, f"bench-floor-{bench.run_id}{tag}", bench.settings, len(bench.events))
     done = subprocess.run(
         command, cwd=ROOT, check=True, timeout=timeout, capture_output=True, text=True
     )
@@ -346,7 +344,7 @@ def worker_run(
     # CreateTime) at the end of a batch: the span runs from the first decision to the
     # last job queued, so batching cannot hide the start of consumption.
     first_ms = min((_epoch(job["created_at"]) * 1000 for job in jobs), default=0.0)
-    last_ms = max((r.timestamp_ms for r in records), default=0)
+    last_ms = max((r.timestamp for r in records), default=0)
     seen = set(ids)
     return WorkerRun(
         automations=len(automations),
@@ -385,6 +383,27 @@ def _epoch(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
+def _loadgen(bench: Bench, settings: Settings, rate: int, seconds: float, prefix: str) -> list[str]:
+    """The command of bench.loadgen: `rate` events/s for `seconds` to the settings' topics."""
+    return [
+        sys.executable,
+        "-m",
+        "bench.loadgen",
+        "--bootstrap",
+        bench.bootstrap,
+        "--registry-topic",
+        settings.registry_events_topic,
+        "--artifact-topic",
+        settings.artifact_events_topic,
+        "--rate",
+        str(rate),
+        "--seconds",
+        str(seconds),
+        "--prefix",
+        prefix,
+    ]
+
+
 async def _measure_rate(
     bench: Bench, settings: Settings, rate: int, seconds: float, warmup: float
 ) -> LatencyResult:
@@ -407,21 +426,7 @@ async def _measure_rate(
             await consumer.position(tp)
         prefix = f"lat{rate}-{bench.run_id}"
         gen = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bench.loadgen",
-            "--bootstrap",
-            bench.bootstrap,
-            "--registry-topic",
-            settings.registry_events_topic,
-            "--artifact-topic",
-            settings.artifact_events_topic,
-            "--rate",
-            str(rate),
-            "--seconds",
-            str(seconds + warmup),
-            "--prefix",
-            prefix,
+            *_loadgen(bench, settings, rate, seconds + warmup, prefix),
             cwd=ROOT,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
@@ -498,22 +503,9 @@ def floor_at_rate(bench: Bench, rate: int, seconds: float) -> FloorAtRate:
         bench.bootstrap, uid, bench.workdir / uid, topic_partitions=PARTITIONS
     )
     asyncio.run(ensure_topics(settings))
-    topics = f"{settings.registry_events_topic},{settings.artifact_events_topic}"
     total = int(rate * seconds)
     floor = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bench.faust_floor",
-            "--bootstrap",
-            bench.bootstrap,
-            "--group",
-            f"bench-floor-{uid}",
-            "--topics",
-            topics,
-            "--expect",
-            str(total),
-        ],
+        _floor(bench, f"bench-floor-{uid}", settings, total),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -521,23 +513,7 @@ def floor_at_rate(bench: Bench, rate: int, seconds: float) -> FloorAtRate:
     )
     try:
         time.sleep(8.0)  # the consumer group forms before the load starts
-        load = [
-            sys.executable,
-            "-m",
-            "bench.loadgen",
-            "--bootstrap",
-            bench.bootstrap,
-            "--registry-topic",
-            settings.registry_events_topic,
-            "--artifact-topic",
-            settings.artifact_events_topic,
-            "--rate",
-            str(rate),
-            "--seconds",
-            str(seconds),
-            "--prefix",
-            f"floor{rate}",
-        ]
+        load = _loadgen(bench, settings, rate, seconds, f"floor{rate}")
         subprocess.run(load, cwd=ROOT, check=True, capture_output=True, timeout=seconds + 120)
         ended = time.monotonic()
         output, _ = floor.communicate(timeout=seconds + 300)

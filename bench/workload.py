@@ -22,15 +22,15 @@ from app.models import Automation, parse_automation
 from app.serialization import dumps
 
 __all__ = [
-    "CORE_COUNT",
     "BenchEvent",
+    "Versions",
     "automations",
+    "bench_event",
     "core_automations",
     "event_dict",
     "events",
     "now_iso",
     "partition_of",
-    "versions_tracker",
     "with_sentinels",
 ]
 
@@ -51,7 +51,6 @@ ALIASES = (
     ("test-set-quality-check", 6),
     ("archived", 8),
 )
-CORE_COUNT = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +63,7 @@ class BenchEvent:
 
 
 @dataclass(slots=True)
-class _Versions:
+class Versions:
     """Next version per collection, so versions grow as in a real registry."""
 
     by_path: dict[str, int] = field(default_factory=dict)
@@ -73,11 +72,6 @@ class _Versions:
         version = self.by_path.get(path, 0)
         self.by_path[path] = version + 1
         return version
-
-
-def versions_tracker() -> _Versions:
-    """A fresh per-collection version counter for `event_dict`."""
-    return _Versions()
 
 
 def _project_collections(project: str) -> list[str]:
@@ -113,7 +107,7 @@ def _artifact(
 
 
 def event_dict(
-    rng: random.Random, index: int, prefix: str, versions: _Versions, occurred_at: str
+    rng: random.Random, index: int, prefix: str, versions: Versions, occurred_at: str
 ) -> dict[str, Any]:
     """One event: 45% CREATE_ARTIFACT, 35% ADD_ARTIFACT_ALIAS, 20% LINK_ARTIFACT."""
     roll = rng.random()
@@ -163,7 +157,8 @@ def event_dict(
     return base
 
 
-def _bench_event(event: dict[str, Any]) -> BenchEvent:
+def bench_event(event: dict[str, Any]) -> BenchEvent:
+    """An event dict as it is produced: keyed by collection path, registry ones apart."""
     key = f"{event['entity']}/{event['project']}/{event['artifact']['collection']}".encode()
     return BenchEvent("registry" in event, key, dumps(event))
 
@@ -176,12 +171,12 @@ def now_iso() -> str:
 def events(count: int, *, seed: int = 7, prefix: str = "bench") -> Iterator[BenchEvent]:
     """`count` seeded events, each stamped with the time it is generated."""
     rng = random.Random(seed)
-    versions = _Versions()
+    versions = Versions()
     stamp = now_iso()
     for index in range(count):
         if index % 1000 == 0:
             stamp = now_iso()
-        yield _bench_event(event_dict(rng, index, prefix, versions, stamp))
+        yield bench_event(event_dict(rng, index, prefix, versions, stamp))
 
 
 def partition_of(key: bytes, partitions: int) -> int:
@@ -189,7 +184,9 @@ def partition_of(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-def _sentinel(registry: bool, partition: int, partitions: int, index: int, prefix: str) -> bytes:
+def _sentinel(
+    registry: bool, partition: int, partitions: int, index: int, prefix: str
+) -> BenchEvent:
     """A key on `partition` and an event on it that a core automation always matches."""
     stamp = now_iso()
     rng = random.Random(index)
@@ -215,7 +212,7 @@ def _sentinel(registry: bool, partition: int, partitions: int, index: int, prefi
         }
         if registry:
             event["registry"] = "model"
-        return dumps(event)
+        return BenchEvent(registry, key, dumps(event))
     raise RuntimeError(f"no sentinel key for partition {partition}")
 
 
@@ -232,19 +229,9 @@ def with_sentinels(
     for registry in (True, False):
         for partition in range(partitions):
             for out in (head, tail):
-                value = _sentinel(registry, partition, partitions, index, prefix)
-                event = BenchEvent(registry, b"", value)
-                key = _sentinel_key(value)
-                out.append(BenchEvent(event.registry, key, value))
+                out.append(_sentinel(registry, partition, partitions, index, prefix))
                 index += 1
     return head + list(stream) + tail
-
-
-def _sentinel_key(value: bytes) -> bytes:
-    from app.serialization import loads
-
-    event = loads(value)
-    return f"{event['entity']}/{event['project']}/{event['artifact']['collection']}".encode()
 
 
 def _webhook(payload_vars: Sequence[str]) -> dict[str, Any]:
