@@ -1,5 +1,6 @@
 """Fault-suite helpers: worker processes with extra environment, a background topic
-reader, a paced producer, the workload and its offline expectation, a dedicated broker.
+reader, a paced producer, the workload and its offline expectation, a dedicated broker,
+and what the webhook receiver got.
 
 Everything here is bounded: every wait has a deadline, every thread and child
 process is stopped by the fixture or the ``finally`` that created it.
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
@@ -36,27 +38,40 @@ from app.kafka_io import topic_partitions
 from app.models import Automation, parse_automation
 from app.settings import Settings
 from tests.broker import _local_kafka
+from tests.integration.dispatch_support import Hit, Receiver
 from tests.integration.harness import ROOT, WorkerProcess, isolated_settings, settings_env
 
 __all__ = [
+    "ENTITY",
     "FAST_GROUP_ENV",
     "SESSION_TIMEOUT",
     "ExpectedJob",
     "FaultWorker",
+    "JobFigures",
     "PacedProducer",
     "Record",
     "TopicReader",
     "apply",
     "dedicated_broker",
+    "event_key",
     "event_topic",
     "expected_jobs",
     "fault_automations",
+    "first_2xx",
+    "hits_by_id",
+    "is_2xx",
     "job_figures",
     "job_id_of",
+    "job_topics",
     "make_settings",
     "partition_of",
+    "posts_after_success",
     "records_of",
+    "require_broker_tools",
+    "start_local_broker",
+    "succeeded",
     "topic_config",
+    "until",
     "workload",
 ]
 
@@ -91,7 +106,6 @@ class FaultWorker(WorkerProcess):
     ) -> None:
         super().__init__(settings, log_path, web_port=web_port)
         self.extra_env = dict(env or {})
-        self.started_at = 0.0
 
     def start(self, timeout: float = 120.0) -> FaultWorker:
         """Start and wait until /readyz answers 200 (the parent's start, plus our env)."""
@@ -102,7 +116,6 @@ class FaultWorker(WorkerProcess):
         log = self.log_path.open("ab")
         env = settings_env(self.settings)
         env.update(self.extra_env)
-        self.started_at = time.monotonic()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "worker"],
             cwd=ROOT,
@@ -310,7 +323,6 @@ class PacedProducer:
         self.pause = pause
         self.max_request_size = max_request_size
         self.sent = 0
-        self.sent_at: list[float] = [0.0] * len(self.items)
         self.done = threading.Event()
         self.error: BaseException | None = None
         self._stop = threading.Event()
@@ -361,9 +373,6 @@ class PacedProducer:
                     await producer.send(topic, key=key, value=value) for topic, key, value in chunk
                 ]
                 await asyncio.gather(*futures)
-                now = time.monotonic()
-                for i in range(start, start + len(chunk)):
-                    self.sent_at[i] = now
                 self.sent = start + len(chunk)
                 await asyncio.sleep(self.pause)
         finally:
@@ -641,6 +650,15 @@ class JobFigures:
     split_pairs: list[tuple[str, str]]
     jobs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
+    def columns(self) -> dict[str, int]:
+        """The report columns these figures fill: jobs expected and seen, lost, duplicates."""
+        return {
+            "jobs_expected": self.expected,
+            "jobs_seen": self.seen,
+            "lost": len(self.lost),
+            "duplicates": self.duplicates,
+        }
+
 
 def job_figures(expected: Sequence[ExpectedJob], records: Sequence[Record]) -> JobFigures:
     """Compare jobs read back with the expectation: lost, unexpected, duplicates."""
@@ -677,6 +695,48 @@ def job_topics(settings: Settings, uid: str) -> list[str]:
     return [*settings.action_topics.values(), f"fault-mirror-{uid}"]
 
 
+# --- webhook receiver hits ---------------------------------------------------------
+
+
+def is_2xx(hit: Hit) -> bool:
+    """Whether the receiver answered this request with a 2xx."""
+    return hit.status is not None and 200 <= hit.status < 300
+
+
+def succeeded(receiver: Receiver) -> set[str]:
+    """Webhook-ids that got a 2xx at least once."""
+    return {hit.webhook_id for hit in list(receiver.hits) if is_2xx(hit)}
+
+
+def hits_by_id(receiver: Receiver) -> dict[str, list[Hit]]:
+    """Hits per webhook-id, in arrival order (one pass over the hits)."""
+    grouped: dict[str, list[Hit]] = {}
+    for hit in list(receiver.hits):
+        grouped.setdefault(hit.webhook_id, []).append(hit)
+    return grouped
+
+
+def first_2xx(hits: list[Hit]) -> float:
+    """Arrival time of the first request of an id that was answered 2xx (inf: none)."""
+    return next((h.at for h in hits if is_2xx(h)), float("inf"))
+
+
+def posts_after_success(hits: list[Hit]) -> int:
+    """POSTs of one webhook-id that arrived after its first 2xx."""
+    first = first_2xx(hits)
+    return sum(1 for h in hits if h.at > first)
+
+
+async def until(predicate: Callable[[], bool], seconds: float) -> bool:
+    """Poll without blocking the loop (the receiver lives on it)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(0.1)
+    return predicate()
+
+
 # --- a dedicated broker -------------------------------------------------------------
 
 
@@ -695,6 +755,22 @@ def _free_pair(start: int) -> int:
     raise RuntimeError(f"no free port pair from {start}")
 
 
+def require_broker_tools() -> None:
+    """Skip without Java/Maven (a dedicated broker needs both); in CI fail instead."""
+    missing = [tool for tool in ("java", "mvn") if shutil.which(tool) is None]
+    if missing:
+        message = f"a dedicated broker needs {' and '.join(missing)}"
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def start_local_broker(local: Any, port: int) -> bool:
+    """(Re)start our own broker on `port` and `port + 1`; False if one was already there."""
+    heap = os.environ.get("HOOKSTREAM_FAULTS_KAFKA_HEAP", "384m")
+    return bool(local.start(port, port + 1, heap, 180.0))
+
+
 @contextlib.contextmanager
 def dedicated_broker(first_port: int = 27092) -> Iterator[tuple[int, Any]]:
     """A broker of our own from the local jars (never the shared one), stopped and wiped after.
@@ -703,9 +779,7 @@ def dedicated_broker(first_port: int = 27092) -> Iterator[tuple[int, Any]]:
     """
     local = _local_kafka()
     port = _free_pair(int(os.environ.get("HOOKSTREAM_FAULTS_KAFKA_PORT", first_port)))
-    heap = os.environ.get("HOOKSTREAM_FAULTS_KAFKA_HEAP", "384m")
-    mine = local.start(port, port + 1, heap, 180.0)
-    if not mine:
+    if not start_local_broker(local, port):
         raise RuntimeError(f"port {port} already had a broker; refusing to restart someone else's")
     try:
         yield port, local

@@ -9,8 +9,6 @@ the test instead of skipping it.
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +32,8 @@ from tests.faults.support import (
     job_topics,
     make_settings,
     records_of,
+    require_broker_tools,
+    start_local_broker,
     workload,
 )
 from tests.integration.harness import free_port
@@ -42,19 +42,10 @@ EVENTS = 8_000
 DOWN_SECONDS = 3.0
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
 @pytest.fixture
 def own_broker() -> Iterator[tuple[int, Any]]:
     """A broker on its own port; skipped without Java/Maven outside CI, failed in CI."""
-    missing = [tool for tool in ("java", "mvn") if shutil.which(tool) is None]
-    if missing:
-        message = f"a dedicated broker needs {' and '.join(missing)}"
-        if _in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
+    require_broker_tools()
     with dedicated_broker() as broker:
         yield broker
 
@@ -95,8 +86,7 @@ def test_broker_restart_mid_stream_loses_no_job_and_needs_no_hand(
             local.stop(port, quiet=True)
             time.sleep(DOWN_SECONDS)
             alive_while_down = worker.alive
-            heap = os.environ.get("HOOKSTREAM_FAULTS_KAFKA_HEAP", "384m")
-            assert local.start(port, port + 1, heap, 180.0), "restarted our own broker"
+            assert start_local_broker(local, port), "restarted our own broker"
             back_at = time.monotonic()
             producer.join(300)
             complete = reader.wait(lambda r: r.has_all(wanted), timeout=240)
@@ -108,10 +98,7 @@ def test_broker_restart_mid_stream_loses_no_job_and_needs_no_hand(
         fault_report.add(
             "2. broker restart mid-stream",
             events_sent=len(events),
-            jobs_expected=figures.expected,
-            jobs_seen=figures.seen,
-            lost=len(figures.lost),
-            duplicates=figures.duplicates,
+            **figures.columns(),
             recovery_seconds=recovery,
             notes=(
                 f"broker stopped after {sent_before} events sent / {seen_before} jobs seen, "

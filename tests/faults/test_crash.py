@@ -84,10 +84,7 @@ def test_sigkill_mid_stream_loses_no_job_and_replays_keep_their_job_id(
     fault_report.add(
         "1. worker SIGKILL mid-stream",
         events_sent=len(events),
-        jobs_expected=figures.expected,
-        jobs_seen=figures.seen,
-        lost=len(figures.lost),
-        duplicates=figures.duplicates,
+        **figures.columns(),
         recovery_seconds=recovery,
         notes=(
             f"killed after {sent_at_kill} events sent / {seen_at_kill} jobs seen; "

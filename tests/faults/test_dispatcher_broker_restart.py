@@ -10,9 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +22,18 @@ from app import serialization
 from app.admin import ensure_topics
 from app.settings import Settings
 from tests.faults.report import Report
-from tests.faults.support import PacedProducer, dedicated_broker
-from tests.integration.dispatch_support import DispatcherProcess, Hit, Receiver, make_job
+from tests.faults.support import (
+    PacedProducer,
+    dedicated_broker,
+    hits_by_id,
+    is_2xx,
+    posts_after_success,
+    require_broker_tools,
+    start_local_broker,
+    succeeded,
+    until,
+)
+from tests.integration.dispatch_support import DispatcherProcess, Receiver, make_job
 from tests.integration.harness import isolated_settings
 
 JOBS = 2_000
@@ -47,19 +56,10 @@ DISPATCH: dict[str, Any] = {
 }
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
 @pytest.fixture
 def own_broker() -> Iterator[tuple[int, Any]]:
     """A broker on its own port; skipped without Java/Maven outside CI, failed in CI."""
-    missing = [tool for tool in ("java", "mvn") if shutil.which(tool) is None]
-    if missing:
-        message = f"a dedicated broker needs {' and '.join(missing)}"
-        if _in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
+    require_broker_tools()
     # Below the ephemeral range (32768-60999): while the broker is down, the clients'
     # reconnect storm can self-connect to a port inside it and hold it (EADDRINUSE).
     with dedicated_broker(first_port=BROKER_PORT) as broker:
@@ -77,24 +77,6 @@ def _gone(local: Any, port: int, pid: int | None) -> bool:
         except ProcessLookupError:
             pass
     return not local.port_open(port) and not local.port_open(port + 1)
-
-
-def _is_2xx(hit: Hit) -> bool:
-    return hit.status is not None and 200 <= hit.status < 300
-
-
-def _succeeded(receiver: Receiver) -> set[str]:
-    return {hit.webhook_id for hit in list(receiver.hits) if _is_2xx(hit)}
-
-
-async def _until(predicate: Callable[[], bool], seconds: float) -> bool:
-    """Poll without blocking the loop (the receiver lives on it)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.1)
-    return predicate()
 
 
 async def test_dispatcher_recovers_from_broker_restart_without_loss_or_repeat(
@@ -134,21 +116,20 @@ async def test_dispatcher_recovers_from_broker_restart_without_loss_or_repeat(
         assert dispatcher.proc is not None
         pid = dispatcher.proc.pid
         producer.start()
-        assert await _until(lambda: len(_succeeded(receiver)) >= JOBS // 5, 60), dispatcher.log()
-        delivered_before, sent_before = len(_succeeded(receiver)), producer.sent
+        assert await until(lambda: len(succeeded(receiver)) >= JOBS // 5, 60), dispatcher.log()
+        delivered_before, sent_before = len(succeeded(receiver)), producer.sent
         stopped_at = time.monotonic()
         broker_pid = local.read_pid(port)
         await asyncio.to_thread(local.stop, port, quiet=True)
         # stop() SIGKILLs a broker that ignores SIGTERM for 30 s without waiting for it to die.
-        assert await _until(lambda: _gone(local, port, broker_pid), 30), "broker stopped"
+        assert await until(lambda: _gone(local, port, broker_pid), 30), "broker stopped"
         stop_seconds = time.monotonic() - stopped_at
         await asyncio.sleep(DOWN_SECONDS)
         alive_while_down = dispatcher.proc.returncode is None
-        heap = os.environ.get("HOOKSTREAM_FAULTS_KAFKA_HEAP", "384m")
-        assert await asyncio.to_thread(local.start, port, port + 1, heap, 180.0)
+        assert await asyncio.to_thread(start_local_broker, local, port)
         back_at = time.monotonic()
         await asyncio.to_thread(producer.join, 120)
-        complete = await _until(lambda: wanted <= _succeeded(receiver), 120)
+        complete = await until(lambda: wanted <= succeeded(receiver), 120)
         await asyncio.sleep(2.0)  # longer than the largest retry tier: late repeats show
         ready = await dispatcher.status("/readyz")
         still_same = dispatcher.proc.returncode is None and dispatcher.proc.pid == pid
@@ -164,16 +145,10 @@ async def test_dispatcher_recovers_from_broker_restart_without_loss_or_repeat(
         await dispatcher.kill()
         await receiver.close()
 
-    by_id: dict[str, list[Hit]] = {}
-    for hit in receiver.hits:
-        by_id.setdefault(hit.webhook_id, []).append(hit)
-    repeated = {}
-    for job_id, hits in by_id.items():
-        first = next((h.at for h in hits if _is_2xx(h)), float("inf"))
-        if after := sum(1 for h in hits if h.at > first):
-            repeated[job_id] = after
-    lost = sorted(wanted - _succeeded(receiver))
-    after_back = [h.at for h in receiver.hits if _is_2xx(h) and h.at > back_at]
+    by_id = hits_by_id(receiver)
+    repeated = {job_id: n for job_id, hits in by_id.items() if (n := posts_after_success(hits))}
+    lost = sorted(wanted - succeeded(receiver))
+    after_back = [h.at for h in receiver.hits if is_2xx(h) and h.at > back_at]
     recovery = (min(after_back) - back_at) if after_back else None
     fault_report.add(
         "2b. broker restart under the webhook dispatcher",

@@ -19,7 +19,7 @@ from typing import Any
 from app.automation_store import stamp
 from app.filters import compile_filter
 from app.kafka_io import produce
-from app.models import parse_automation
+from app.models import Automation, parse_automation
 from app.serialization import dumps, loads
 from app.settings import Settings
 from tests.faults.report import Report
@@ -40,6 +40,11 @@ def webhook(automation_id: str, payload: str, **extra: Any) -> dict[str, Any]:
         "action": {"type": "webhook", "url": "https://ci.example.com/x", "payload": payload},
         **extra,
     }
+
+
+def stamped_webhook(automation_id: str, payload: str, **extra: Any) -> Automation:
+    """`webhook(...)` parsed and stamped as the store would (revision 1)."""
+    return stamp(parse_automation(webhook(automation_id, payload, **extra)), None)
 
 
 def deep_filter(depth: int) -> dict[str, Any]:
@@ -88,36 +93,20 @@ def test_hostile_automation_records_leave_the_worker_running_and_bounded(
 ) -> None:
     """Bad records are skipped, catastrophic regexes stay linear, injection is inert."""
     settings = fault_settings
-    canary = stamp(parse_automation(webhook("canary", '{"e": "${event_id}"}')), None)
+    canary = stamped_webhook("canary", '{"e": "${event_id}"}')
     regexes = [
-        stamp(
-            parse_automation(
-                webhook(
-                    f"regex-{i}", '{"e": "${event_id}"}', filter={"metadata.note": {"$regex": p}}
-                )
-            ),
-            None,
+        stamped_webhook(
+            f"regex-{i}", '{"e": "${event_id}"}', filter={"metadata.note": {"$regex": p}}
         )
         for i, p in enumerate(CATASTROPHIC)
     ]
-    amplifier = stamp(
-        parse_automation(
-            webhook("amplifier", '{"a": "' + "${artifact_metadata.blob}" * 3_000 + '"}')
-        ),
-        None,
-    )
-    injected = stamp(
-        parse_automation(
-            webhook(
-                "injected", '{"note": "${artifact_metadata.note}", "author": "${event_author}"}'
-            )
-        ),
-        None,
+    amplifier = stamped_webhook("amplifier", '{"a": "' + "${artifact_metadata.blob}" * 3_000 + '"}')
+    injected = stamped_webhook(
+        "injected", '{"note": "${artifact_metadata.note}", "author": "${event_author}"}'
     )
     apply(settings, [canary, *regexes, amplifier, injected])
-    asyncio.run(
-        produce(settings.kafka_bootstrap_servers, settings.automations_topic, hostile_records())
-    )
+    hostile = hostile_records()
+    asyncio.run(produce(settings.kafka_bootstrap_servers, settings.automations_topic, hostile))
     worker = start_fault_worker(name="hostile-automations")
 
     base = {
@@ -169,7 +158,7 @@ def test_hostile_automation_records_leave_the_worker_running_and_bounded(
         jobs_expected=None,
         jobs_seen=len(jobs),
         notes=(
-            f"{len(hostile_records())} hostile records skipped; worst catastrophic/trivial regex "
+            f"{len(hostile)} hostile records skipped; worst catastrophic/trivial regex "
             f"cost on 100 kB = {ratios[worst]:.1f}x ({worst}); "
             f"all {len(events)} events (one 100 kB adversarial) processed in {elapsed:.1f} s; "
             "amplifier stopped by the render budget"
@@ -180,7 +169,7 @@ def test_hostile_automation_records_leave_the_worker_running_and_bounded(
     assert worker.http_status("/readyz") == 200
     assert "Crashed" not in log, "no agent crashed"
     skipped = log.count("skipping invalid automation record") + log.count("does not match its id")
-    assert skipped == len(hostile_records()) - 1, "each bad record skipped (and the tombstone)"
+    assert skipped == len(hostile) - 1, "each bad record skipped (and the tombstone)"
     assert len(by_automation["canary"]) == len(events)
     hostile_ids = {"backref", "lookahead", "huge-pattern", "deep-filter", "wide-filter"}
     assert not hostile_ids & by_automation.keys(), "refused automations never fire"

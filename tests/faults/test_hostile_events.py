@@ -161,7 +161,8 @@ def test_hostile_messages_all_reach_the_dead_letter_topic_and_good_events_still_
     expected = expected_jobs(automations, good, tmp_path)
     template = good[0]
 
-    bad: list[tuple[str, bytes | None]] = hand_made(settings_, template)
+    hand = hand_made(settings_, template)
+    bad: list[tuple[str, bytes | None]] = list(hand)
     accepted = [kind for kind, raw in bad if not is_dead_letter(settings_, raw)]
     assert accepted == [], "every hand-made message is invalid (checked offline)"
     candidates: list[tuple[str, bytes | None]] = []
@@ -171,9 +172,9 @@ def test_hostile_messages_all_reach_the_dead_letter_topic_and_good_events_still_
             candidates.append((kind, dumps({**template, name: value})))
         elif kind == "flipped byte":
             position, byte = item
-            raw = bytearray(dumps(template))
-            raw[position % len(raw)] = byte
-            candidates.append((kind, bytes(raw)))
+            flipped = bytearray(dumps(template))
+            flipped[position % len(flipped)] = byte
+            candidates.append((kind, bytes(flipped)))
         else:
             candidates.append((kind, item))
     # A generated message may happen to be a valid event; only refused ones count as bad.
@@ -225,13 +226,10 @@ def test_hostile_messages_all_reach_the_dead_letter_topic_and_good_events_still_
     fault_report.add(
         "4. hostile events",
         events_sent=len(bad) + len(good),
-        jobs_expected=figures.expected,
-        jobs_seen=figures.seen,
-        lost=len(figures.lost),
-        duplicates=figures.duplicates,
+        **figures.columns(),
         dead_letters=len(dead),
         notes=(
-            f"{len(bad)} bad ({len(hand_made(settings_, template))} hand-made, rest hypothesis, "
+            f"{len(bad)} bad ({len(hand)} hand-made, rest hypothesis, "
             f"seed {seed_value}) "
             f"+ {len(good)} good; 10 MB value refused by the broker at produce time; "
             f"codes {dict(sorted(Counter(d['error_code'] for d in dead).items()))}"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +27,18 @@ from tests.faults.support import (
     PacedProducer,
     TopicReader,
     expected_jobs,
+    first_2xx,
+    hits_by_id,
+    is_2xx,
     job_figures,
     job_id_of,
+    posts_after_success,
     records_of,
+    succeeded,
+    until,
     workload,
 )
-from tests.integration.dispatch_support import DispatcherProcess, Hit, Receiver
+from tests.integration.dispatch_support import DispatcherProcess, Receiver
 from tests.integration.harness import free_port, isolated_settings
 
 EVENTS = 3_000
@@ -84,43 +89,6 @@ def _automations(receiver: Receiver) -> list[Automation]:
     return [stamp(parse_automation(spec), None) for spec in specs]
 
 
-def _is_2xx(hit: Hit) -> bool:
-    return hit.status is not None and 200 <= hit.status < 300
-
-
-def _by_id(receiver: Receiver) -> dict[str, list[Hit]]:
-    """Hits per webhook-id, in arrival order (one pass over the hits)."""
-    grouped: dict[str, list[Hit]] = {}
-    for hit in list(receiver.hits):
-        grouped.setdefault(hit.webhook_id, []).append(hit)
-    return grouped
-
-
-def _succeeded(receiver: Receiver) -> set[str]:
-    return {hit.webhook_id for hit in list(receiver.hits) if _is_2xx(hit)}
-
-
-def _first_2xx(hits: list[Hit]) -> float:
-    """Arrival time of the first request of an id that was answered 2xx (inf: none)."""
-    return next((h.at for h in hits if _is_2xx(h)), float("inf"))
-
-
-def _posts_after_success(hits: list[Hit]) -> int:
-    """POSTs of one webhook-id that arrived after its first 2xx."""
-    first = _first_2xx(hits)
-    return sum(1 for h in hits if h.at > first)
-
-
-async def _until(predicate: Callable[[], bool], seconds: float) -> bool:
-    """Poll without blocking the loop (the receiver lives on it)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.1)
-    return predicate()
-
-
 async def test_worker_and_dispatcher_sigkill_lose_no_post_and_repeat_none_after_success(
     kafka_bootstrap: str, uid: str, tmp_path: Path, fault_report: Report
 ) -> None:
@@ -142,8 +110,9 @@ async def test_worker_and_dispatcher_sigkill_lose_no_post_and_repeat_none_after_
     assert {job.automation_id for job in expected} == {"hook-ok", "hook-flaky"}
 
     workers = [
-        FaultWorker(settings, tmp_path / f"worker-{i}.log", env=FAST_GROUP_ENV,
-                    web_port=free_port())
+        FaultWorker(
+            settings, tmp_path / f"worker-{i}.log", env=FAST_GROUP_ENV, web_port=free_port()
+        )
         for i in range(2)
     ]
     dispatchers = [
@@ -160,21 +129,21 @@ async def test_worker_and_dispatcher_sigkill_lose_no_post_and_repeat_none_after_
         producer.start()
 
         # Worker SIGKILL: events still flowing, jobs partly written.
-        assert await _until(lambda: reader.count() >= len(wanted) // 4, 90), workers[0].log_tail()
+        assert await until(lambda: reader.count() >= len(wanted) // 4, 90), workers[0].log_tail()
         sent_at_worker_kill, jobs_at_worker_kill = producer.sent, reader.count()
         workers[0].terminate_quietly()
         worker_killed_at = time.monotonic()
         await asyncio.to_thread(workers[1].start)
 
         # Dispatcher SIGKILL: part of the jobs delivered, requests in flight.
-        assert await _until(lambda: len(_succeeded(receiver) & wanted) >= len(wanted) // 2, 90)
-        delivered_at_dispatcher_kill = len(_succeeded(receiver) & wanted)
+        assert await until(lambda: len(succeeded(receiver) & wanted) >= len(wanted) // 2, 90)
+        delivered_at_dispatcher_kill = len(succeeded(receiver) & wanted)
         await dispatchers[0].kill()
         dispatcher_killed_at = time.monotonic()
         await dispatchers[1].start()
 
         await asyncio.to_thread(producer.join, 60)
-        complete = await _until(lambda: wanted <= _succeeded(receiver), 90)
+        complete = await until(lambda: wanted <= succeeded(receiver), 90)
         await asyncio.sleep(2.0)  # longer than the largest retry tier: late repeats show
         skipped = await dispatchers[1].metric("hookstream_duplicate_jobs_skipped_total")
         records = reader.records()
@@ -191,19 +160,19 @@ async def test_worker_and_dispatcher_sigkill_lose_no_post_and_repeat_none_after_
         await receiver.close()
 
     figures = job_figures(expected, records)
-    by_id = _by_id(receiver)
-    after_success = {job_id: _posts_after_success(hits) for job_id, hits in by_id.items()}
-    repeated = {job_id: n for job_id, n in after_success.items() if n}
+    by_id = hits_by_id(receiver)
+    repeated = {job_id: n for job_id, hits in by_id.items() if (n := posts_after_success(hits))}
     # The documented window: 2xx before the dispatcher died, repeated by its successor.
     outside_window = {
         job_id
         for job_id in repeated
-        if not any(_is_2xx(h) and h.at <= dispatcher_killed_at for h in by_id[job_id])
-        or any(h.at <= dispatcher_killed_at and h.at > _first_2xx(by_id[job_id])
-               for h in by_id[job_id])
+        if not any(is_2xx(h) and h.at <= dispatcher_killed_at for h in by_id[job_id])
+        or any(
+            h.at <= dispatcher_killed_at and h.at > first_2xx(by_id[job_id]) for h in by_id[job_id]
+        )
     }
-    lost = sorted(wanted - _succeeded(receiver))
-    post_2xx_times = [h.at for h in receiver.hits if _is_2xx(h) and h.at > dispatcher_killed_at]
+    lost = sorted(wanted - succeeded(receiver))
+    post_2xx_times = [h.at for h in receiver.hits if is_2xx(h) and h.at > dispatcher_killed_at]
     recovery = (min(post_2xx_times) - dispatcher_killed_at) if post_2xx_times else None
     bound = 1 * IN_FLIGHT * PARTITIONS  # dispatcher kills x in-flight limit of one process
     fault_report.add(
@@ -231,8 +200,10 @@ async def test_worker_and_dispatcher_sigkill_lose_no_post_and_repeat_none_after_
             f"run {time.monotonic() - started:.0f} s"
         ),
     )
-    print(f"\nworker killed at {worker_killed_at - started:.1f}s, dispatcher at "
-          f"{dispatcher_killed_at - started:.1f}s; repeats after success: {repeated}")
+    print(
+        f"\nworker killed at {worker_killed_at - started:.1f}s, dispatcher at "
+        f"{dispatcher_killed_at - started:.1f}s; repeats after success: {repeated}"
+    )
     assert sent_at_worker_kill < len(events), "the worker kill landed mid-stream"
     assert delivered_at_dispatcher_kill < len(wanted), "the dispatcher kill landed mid-run"
     # Attribute a loss: never written to actions.webhook (worker) or never a 2xx (dispatcher).
