@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from typing import Any
 
 from app.models import Automation, Event, parse_automation, parse_event
 from app.serialization import dumps
 
 __all__ = [
+    "ACTION_TOPICS",
+    "NOW",
     "event_bytes",
     "event_dict",
     "make_automation",
     "make_event",
     "merge",
 ]
+
+#: Action type -> job topic, as a Pipeline takes them.
+ACTION_TOPICS: dict[str, str] = {
+    "webhook": "actions.webhook",
+    "notification": "actions.notification",
+    "queue_job": "actions.queue_job",
+}
+
+#: A fixed clock: the instant the default event occurred.
+NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 
 _EVENT: dict[str, Any] = {
     "event_id": "evt-1",

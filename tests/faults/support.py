@@ -15,14 +15,12 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -39,7 +37,7 @@ from app.models import Automation, parse_automation
 from app.settings import Settings
 from tests.broker import _local_kafka
 from tests.integration.dispatch_support import Hit, Receiver
-from tests.integration.harness import ROOT, WorkerProcess, isolated_settings, settings_env
+from tests.integration.harness import WorkerProcess, isolated_settings
 
 __all__ = [
     "ENTITY",
@@ -107,37 +105,13 @@ class FaultWorker(WorkerProcess):
         super().__init__(settings, log_path, web_port=web_port)
         self.extra_env = dict(env or {})
 
-    def start(self, timeout: float = 120.0) -> FaultWorker:
-        """Start and wait until /readyz answers 200 (the parent's start, plus our env)."""
-        return self.spawn().wait_ready(timeout)
+    def start(self, timeout: float = 120.0) -> Self:
+        """Start and wait until /readyz answers 200 (a longer wait than the parent's)."""
+        return super().start(timeout)
 
-    def spawn(self) -> FaultWorker:
-        """Start the process without waiting."""
-        log = self.log_path.open("ab")
-        env = settings_env(self.settings)
-        env.update(self.extra_env)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "worker"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
-        return self
-
-    def wait_ready(self, timeout: float = 120.0) -> FaultWorker:
-        """Wait until /readyz answers 200; raises if the process exits or time runs out."""
-        assert self.proc is not None, "spawn() first"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log_tail()}")
-            if self.http_status("/readyz") == 200:
-                return self
-            time.sleep(0.25)
-        raise TimeoutError(f"worker not ready in {timeout}s:\n{self.log_tail()}")
+    def environment(self) -> dict[str, str]:
+        """The settings' variables plus this worker's extra ones."""
+        return {**super().environment(), **self.extra_env}
 
     @property
     def alive(self) -> bool:

@@ -1,4 +1,4 @@
-"""Helpers of the API integration tests: one worker per module, a raw HTTP client, polling."""
+"""Helpers of the API integration tests: per-module settings, a raw HTTP client, polling."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,14 +15,13 @@ from typing import Any, TypeVar
 from app import serialization
 from app.admin import TopicSpec, ensure_topics
 from app.settings import Settings
-from tests.integration.harness import WorkerProcess, isolated_settings
+from tests.integration.harness import isolated_settings
 
 __all__ = [
     "Reply",
     "eventually",
     "http",
     "module_settings",
-    "running_worker",
     "webhook_automation",
 ]
 
@@ -68,6 +66,7 @@ def http(
 
 
 def _lower(headers: Any) -> dict[str, str]:
+    """Headers as a dict with lower-cased names."""
     return {str(k).lower(): str(v) for k, v in (headers or {}).items()}
 
 
@@ -83,22 +82,14 @@ def eventually(probe: Callable[[], T | None], timeout: float = 20.0, every: floa
         time.sleep(every)
 
 
-def module_settings(bootstrap: str, tmp: Path, **overrides: Any) -> Settings:
-    """Settings with their own topics and consumer group; the topics exist."""
-    uid = uuid.uuid4().hex[:10]
+def module_settings(
+    bootstrap: str, tmp: Path, uid: str | None = None, **overrides: Any
+) -> Settings:
+    """Settings with their own topics and consumer group (fresh unless `uid`); the topics exist."""
+    uid = uid or uuid.uuid4().hex[:10]
     settings = isolated_settings(bootstrap, uid, tmp, **overrides)
     asyncio.run(ensure_topics(settings, [TopicSpec(f"model-links-{uid}", 1)]))
     return settings
-
-
-@contextmanager
-def running_worker(settings: Settings, log: Path, **overrides: Any) -> Iterator[WorkerProcess]:
-    """A started `hookstream worker`, stopped on exit."""
-    worker = WorkerProcess(settings.model_copy(update=overrides), log)
-    try:
-        yield worker.start()
-    finally:
-        worker.stop()
 
 
 def webhook_automation(automation_id: str, **overrides: Any) -> dict[str, Any]:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from app.admin import TopicSpec, ensure_topics
 from app.settings import Settings
-from tests.integration.harness import WorkerProcess, isolated_settings
+from tests.integration.api_support import module_settings
+from tests.integration.harness import WorkerProcess
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -23,10 +22,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture
 def hs_settings(kafka_bootstrap: str, uid: str, tmp_path: Path) -> Settings:
     """Settings with this test's own topics and consumer group; the topics exist."""
-    settings = isolated_settings(kafka_bootstrap, uid, tmp_path)
-    extra = [TopicSpec(f"model-links-{uid}", 1)]
-    asyncio.run(ensure_topics(settings, extra))
-    return settings
+    return module_settings(kafka_bootstrap, tmp_path, uid)
 
 
 @pytest.fixture
@@ -41,4 +37,14 @@ def start_worker(hs_settings: Settings, tmp_path: Path) -> Iterator[Callable[...
 
     yield start
     for worker in workers:
+        worker.stop()
+
+
+@pytest.fixture(scope="module")
+def worker(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+    """One worker shared by a module's tests, on that module's own `settings` fixture."""
+    worker = WorkerProcess(settings, tmp_path_factory.mktemp("worker-log") / "worker.log")
+    try:
+        yield worker.start()
+    finally:
         worker.stop()

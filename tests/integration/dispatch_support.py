@@ -60,6 +60,7 @@ class Hit:
 
 
 async def _ok(request: web.Request, count: int) -> web.StreamResponse:
+    """The default handler: 200 ok."""
     return web.Response(text="ok")
 
 
@@ -86,6 +87,7 @@ class Receiver:
         return [h for h in self.hits if h.path == path]
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        """Record the hit, then answer with the path's handler."""
         hit = Hit(request.path, dict(request.headers), await request.read(), time.monotonic())
         self.hits.append(hit)
         count = len(self.for_id(hit.webhook_id)) if hit.webhook_id else len(self.on(hit.path))
@@ -223,6 +225,7 @@ class TopicReader:
         return self
 
     async def _read(self) -> None:
+        """Append every record of the topic to `values` until cancelled."""
         assert self._consumer is not None
         while True:
             batches = await self._consumer.getmany(timeout_ms=100)

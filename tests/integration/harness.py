@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from aiokafka import AIOKafkaConsumer
 
@@ -92,17 +92,30 @@ class WorkerProcess:
         """Base URL of the worker's web server."""
         return f"http://127.0.0.1:{self.settings.web_port}"
 
-    def start(self, timeout: float = 90.0) -> WorkerProcess:
+    def start(self, timeout: float = 90.0) -> Self:
         """Start and wait until /readyz answers 200."""
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "worker"],
-            cwd=ROOT,
-            env=settings_env(self.settings),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        return self.spawn().wait_ready(timeout)
+
+    def environment(self) -> dict[str, str]:
+        """The child's environment: the settings as HOOKSTREAM_* variables."""
+        return settings_env(self.settings)
+
+    def spawn(self) -> Self:
+        """Start the process without waiting."""
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "app.cli", "worker"],
+                cwd=ROOT,
+                env=self.environment(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    def wait_ready(self, timeout: float = 90.0) -> Self:
+        """Wait until /readyz answers 200; raises if the process exits or time runs out."""
+        assert self.proc is not None, "spawn() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -182,6 +195,7 @@ def consume(
 async def _consume(
     bootstrap: str, topic: str, expect: int, timeout: float, settle: float
 ) -> list[tuple[bytes | None, Any]]:
+    """The async body of `consume`, on a group-less consumer."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,

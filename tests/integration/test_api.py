@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,6 @@ from tests.integration.api_support import (
     eventually,
     http,
     module_settings,
-    running_worker,
     webhook_automation,
 )
 from tests.integration.harness import ROOT, WorkerProcess, consume, settings_env
@@ -32,13 +30,6 @@ TOKEN = "api-test-token"
 def settings(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """This module's settings (own topics and group), with an API token."""
     return module_settings(kafka_bootstrap, tmp_path_factory.mktemp("api"), api_token=TOKEN)
-
-
-@pytest.fixture(scope="module")
-def worker(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
-    """One worker shared by the module's tests (each test uses its own automation ids)."""
-    with running_worker(settings, tmp_path_factory.mktemp("api-log") / "worker.log") as running:
-        yield running
 
 
 def call(worker: WorkerProcess, method: str, path: str, body: Any = None, **kw: Any) -> Reply:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +17,6 @@ from tests.integration.api_support import (
     eventually,
     http,
     module_settings,
-    running_worker,
     webhook_automation,
 )
 from tests.integration.harness import WorkerProcess, consume
@@ -32,15 +30,10 @@ def settings(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> 
     return module_settings(kafka_bootstrap, tmp_path_factory.mktemp("hist"), history_size=KEPT)
 
 
-@pytest.fixture(scope="module")
-def worker(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
-    """One worker for the module (no token: loopback writes need none)."""
-    with running_worker(settings, tmp_path_factory.mktemp("hist-log") / "worker.log") as running:
-        yield running
-
-
-def create(worker: WorkerProcess, data: dict[str, Any]) -> None:
-    """Create an automation through the API."""
+def create(worker: WorkerProcess, automation_id: str, entity: str, **overrides: Any) -> None:
+    """Create webhook_automation(automation_id) scoped to `entity`'s model registry, via the API."""
+    scope = {"type": "registry", "entity": entity, "registry": "model"}
+    data = webhook_automation(automation_id, scope=scope, **overrides)
     assert http("POST", worker.url + "/automations", data).status == 201
 
 
@@ -93,12 +86,7 @@ def job_of(settings: Settings, event_id: str) -> dict[str, Any]:
 
 def test_history_goes_from_pending_to_finished(worker: WorkerProcess, settings: Settings) -> None:
     """The worker records PENDING when it emits; the dispatcher's FINISHED closes the entry."""
-    create(
-        worker,
-        webhook_automation(
-            "hist-ok", scope={"type": "registry", "entity": "okco", "registry": "model"}
-        ),
-    )
+    create(worker, "hist-ok", "okco")
     fire(worker, "hist-ok-1", "okco")
     assert eventually(lambda: status_of(worker, "hist-ok", "hist-ok-1")) == "PENDING"
     entry = history(worker, "hist-ok")["executions"][0]
@@ -138,12 +126,7 @@ def test_history_goes_from_pending_through_retrying_to_failed(
     worker: WorkerProcess, settings: Settings
 ) -> None:
     """RETRYING shows the pending retry; FAILED is final and counted."""
-    create(
-        worker,
-        webhook_automation(
-            "hist-bad", scope={"type": "registry", "entity": "badco", "registry": "model"}
-        ),
-    )
+    create(worker, "hist-bad", "badco")
     fire(worker, "hist-bad-1", "badco")
     assert eventually(lambda: status_of(worker, "hist-bad", "hist-bad-1")) == "PENDING"
     job = job_of(settings, "hist-bad-1")
@@ -177,12 +160,7 @@ def test_history_goes_from_pending_through_retrying_to_failed(
 
 def test_history_keeps_the_last_n_newest_first_and_counts_them_all(worker: WorkerProcess) -> None:
     """history_size bounds the entries, not the counters."""
-    create(
-        worker,
-        webhook_automation(
-            "hist-many", scope={"type": "registry", "entity": "manyco", "registry": "model"}
-        ),
-    )
+    create(worker, "hist-many", "manyco")
     for i in range(KEPT + 2):
         fire(worker, f"hist-many-{i}", "manyco")
     data = eventually(
@@ -199,14 +177,10 @@ def test_no_op_and_kafka_matches_are_finished_by_the_worker(
     worker: WorkerProcess, settings: Settings
 ) -> None:
     """No dispatcher reports on them: a no_op is done, a kafka job is done once produced."""
-    scope = {"type": "registry", "entity": "selfco", "registry": "model"}
-    create(worker, webhook_automation("hist-noop", scope=scope, action={"type": "no_op"}))
+    create(worker, "hist-noop", "selfco", action={"type": "no_op"})
     links = settings.registry_events_topic.replace("registry-events", "model-links")
     create(
-        worker,
-        webhook_automation(
-            "hist-kafka", scope=scope, action={"type": "kafka", "topic": links, "payload": "{}"}
-        ),
+        worker, "hist-kafka", "selfco", action={"type": "kafka", "topic": links, "payload": "{}"}
     )
     fire(worker, "hist-self-1", "selfco")
     assert eventually(lambda: status_of(worker, "hist-noop", "hist-self-1")) == "FINISHED"
@@ -221,12 +195,7 @@ def test_no_op_and_kafka_matches_are_finished_by_the_worker(
 
 def test_history_limit_parameter(worker: WorkerProcess) -> None:
     """?limit=N returns at most N executions; a bad limit is 400."""
-    create(
-        worker,
-        webhook_automation(
-            "hist-limit", scope={"type": "registry", "entity": "limco", "registry": "model"}
-        ),
-    )
+    create(worker, "hist-limit", "limco")
     for i in range(2):
         fire(worker, f"hist-limit-{i}", "limco")
     eventually(lambda: history(worker, "hist-limit")["counters"]["matched"] == 2)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.integration.harness import ROOT
 
 LABELS = (
     "S0 raw aiokafka pass-through",
@@ -29,6 +29,7 @@ LABELS = (
 
 
 def _positive(run: dict[str, Any]) -> None:
+    """One scenario run reported positive figures and exactly the predicted jobs."""
     assert run["throughput"]["eps"] > 0
     assert run["throughput"]["seconds"] > 0
     assert run["rss_peak_kib"] > 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ from tests.integration.api_support import (
     eventually,
     http,
     module_settings,
-    running_worker,
     webhook_automation,
 )
 from tests.integration.harness import ROOT, WorkerProcess, free_port, settings_env
@@ -30,13 +28,6 @@ TOKEN = "cli-test-token"
 def settings(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Own topics and group, with an API token the CLI reads from the environment."""
     return module_settings(kafka_bootstrap, tmp_path_factory.mktemp("cli"), api_token=TOKEN)
-
-
-@pytest.fixture(scope="module")
-def worker(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
-    """One worker for every CLI test of the module."""
-    with running_worker(settings, tmp_path_factory.mktemp("cli-log") / "worker.log") as running:
-        yield running
 
 
 def cli(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -19,6 +19,7 @@ from tests.integration.dispatch_support import (
 
 
 def _two_xx(hits: list[Any]) -> list[Any]:
+    """The hits answered with a 2xx status."""
     return [h for h in hits if h.status is not None and 200 <= h.status < 300]
 
 

@@ -30,6 +30,7 @@ async def _run_example(settings: Settings, db: Path, group: str) -> tuple[list[s
 
 
 def _queue_job(automation_id: str) -> dict[str, object]:
+    """A queue_job job for `automation_id` (gpu queue, acme/eval:latest)."""
     job = make_job("unused", automation_id=automation_id)
     job["action_type"] = "queue_job"
     job["action"] = {"queue": "gpu", "job": "acme/eval:latest", "config": {"model": "m:v3"}}

@@ -41,6 +41,7 @@ def _final(job: dict[str, Any]) -> Any:
 
 
 def _of(values: list[Any], job: dict[str, Any]) -> list[Any]:
+    """The results of `job`, in order."""
     return [v for v in values if v["job_id"] == job["job_id"]]
 
 

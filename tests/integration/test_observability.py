@@ -70,10 +70,12 @@ def sampled(text: str) -> set[str]:
 
 
 async def _bad_request(request: web.Request, count: int) -> web.StreamResponse:
+    """A handler that always answers 400."""
     return web.Response(status=400, text="no")
 
 
 def _automations(receiver: Receiver) -> list[object]:
+    """Webhook automations on CREATE_ARTIFACT posting to the receiver's /ok and /fail."""
     base = {
         "event": "CREATE_ARTIFACT",
         "scope": {"type": "artifact_collection", "entity": "acme", "project": "vision",

@@ -107,6 +107,7 @@ class FakeWorker:
 
 
 def _engine(assigned: set[TopicPartition]) -> tuple[Engine, FakeProducer, FakeConsumer]:
+    """An Engine wired to a fake producer and consumer, owning `assigned`."""
     hs: Any = FakeWorker()
     engine = Engine(hs)
     producer, consumer = FakeProducer(), FakeConsumer(set(assigned))
@@ -118,6 +119,7 @@ def _engine(assigned: set[TopicPartition]) -> tuple[Engine, FakeProducer, FakeCo
 
 
 def _records(tp: TopicPartition, first: int, count: int) -> list[Record]:
+    """`count` valid event records of `tp` from offset `first`."""
     return [
         Record(tp.topic, tp.partition, first + i, event_bytes(event_id=f"e{first + i}"))
         for i in range(count)
@@ -125,6 +127,7 @@ def _records(tp: TopicPartition, first: int, count: int) -> list[Record]:
 
 
 async def _settle() -> None:
+    """Let pending tasks run a few loop turns."""
     for _ in range(5):
         await asyncio.sleep(0)
 

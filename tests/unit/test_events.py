@@ -17,6 +17,7 @@ LIMIT = 1 << 20
 
 
 def _error(raw: bytes, limit: int = LIMIT) -> InvalidEventError:
+    """The InvalidEventError that parsing `raw` raises."""
     with pytest.raises(InvalidEventError) as info:
         parse_event(raw, limit)
     return info.value

@@ -353,6 +353,7 @@ FIELD = st.sampled_from(["alias", "aliases", "version", "metadata.x", "metadata.
 
 
 def _doc(field: str, value: Any) -> dict[str, Any]:
+    """A document holding `value` at `field` (metadata.* goes under metadata)."""
     if field.startswith("metadata."):
         return {"metadata": {"x": value}}
     return {field: value}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -21,17 +20,11 @@ from app.pipeline import MemoryAliasStore, Pipeline, ProcessResult, SourceInfo
 from app.rules import RuleBook
 from app.serialization import dumps, loads
 from app.settings import Settings
-from tests.factories import event_bytes, make_automation
+from tests.factories import ACTION_TOPICS, NOW, event_bytes, make_automation
 
 pytestmark = pytest.mark.faults
 
 LIMIT = 64 * 1024
-TOPICS = {
-    "webhook": "actions.webhook",
-    "notification": "actions.notification",
-    "queue_job": "actions.queue_job",
-}
-NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 SOURCE = SourceInfo("registry-events", 0, 1)
 BASE: dict[str, Any] = {
     "id": "hostile",
@@ -180,7 +173,7 @@ INJECTIONS = [
 
 def pipeline(*automations: Automation) -> Pipeline:
     """A pipeline over these automations, small event limit, fixed clock."""
-    return Pipeline(AutomationIndex(automations), TOPICS, LIMIT, lambda: NOW)
+    return Pipeline(AutomationIndex(automations), ACTION_TOPICS, LIMIT, lambda: NOW)
 
 
 def run(p: Pipeline, raw: bytes) -> ProcessResult:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -16,17 +15,11 @@ from app.matching import AutomationIndex
 from app.models import MAX_EVENT_DEPTH, DeadLetter, DeadLetterCode, parse_action_job
 from app.pipeline import MemoryAliasStore, Pipeline, ProcessResult, SourceInfo
 from app.serialization import dumps, loads
-from tests.factories import event_bytes, event_dict, make_automation
+from tests.factories import ACTION_TOPICS, NOW, event_bytes, event_dict, make_automation
 
 pytestmark = pytest.mark.faults
 
 LIMIT = 64 * 1024
-TOPICS = {
-    "webhook": "actions.webhook",
-    "notification": "actions.notification",
-    "queue_job": "actions.queue_job",
-}
-NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 SOURCE = SourceInfo("registry-events", 1, 7, b"acme/p/c", [("h", b"\xff\x00")])
 HYPOTHESIS = settings(
     max_examples=300,
@@ -48,7 +41,7 @@ _PIPELINE = Pipeline(
             )
         ]
     ),
-    TOPICS,
+    ACTION_TOPICS,
     LIMIT,
     lambda: NOW,
 )

@@ -25,13 +25,8 @@ from app.pipeline import (
     update_alias_pointers,
 )
 from app.serialization import dumps, loads
-from tests.factories import event_bytes, event_dict, make_automation, make_event
+from tests.factories import ACTION_TOPICS, event_bytes, event_dict, make_automation, make_event
 
-TOPICS = {
-    "webhook": "actions.webhook",
-    "notification": "actions.notification",
-    "queue_job": "actions.queue_job",
-}
 NOW = datetime(2026, 11, 26, 10, 0, 0, 120000, tzinfo=UTC)
 SOURCE = SourceInfo("registry-events", 2, 41, b"acme/x/y", [("trace", b"t-1"), ("empty", None)])
 REGISTRY = {"type": "registry", "entity": "acme", "registry": "model"}
@@ -40,7 +35,7 @@ REGISTRY = {"type": "registry", "entity": "acme", "registry": "model"}
 def pipeline(*automations: Any, reserved: tuple[str, ...] = ()) -> Pipeline:
     """A pipeline over these automations with a fixed clock."""
     return Pipeline(
-        AutomationIndex(automations), TOPICS, 4096, lambda: NOW, reserved_topics=reserved
+        AutomationIndex(automations), ACTION_TOPICS, 4096, lambda: NOW, reserved_topics=reserved
     )
 
 
@@ -154,7 +149,7 @@ def test_created_at_is_utc_whatever_the_clock_zone() -> None:
     """A clock in another zone still gives a UTC created_at ending in Z."""
     plus_two = timezone(timedelta(hours=2))
     p = Pipeline(
-        AutomationIndex([make_automation()]), TOPICS, 4096, lambda: NOW.astimezone(plus_two)
+        AutomationIndex([make_automation()]), ACTION_TOPICS, 4096, lambda: NOW.astimezone(plus_two)
     )
     [out] = run(p, event_bytes()).outbounds
     assert loads(out.value)["created_at"] == "2026-11-26T10:00:00.120Z"
@@ -339,7 +334,7 @@ def test_a_failing_automation_does_not_stop_the_others() -> None:
         raise RuntimeError("boom")
 
     compiled._render = explode
-    p = Pipeline(broken, TOPICS, 4096, lambda: NOW)
+    p = Pipeline(broken, ACTION_TOPICS, 4096, lambda: NOW)
     result = run(p, event_bytes())
     assert [out.key for out in result.outbounds] == [b"b-good"]
     assert result.failures == [("a-bad", "RuntimeError: boom")]

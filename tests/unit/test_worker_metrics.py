@@ -13,6 +13,7 @@ TOPICS = {"webhook": "w", "notification": "n", "queue_job": "q"}
 
 
 def _value(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    """A sample of `name` with `labels` (0 when absent)."""
     found = registry.get_sample_value(name, labels)
     return 0.0 if found is None else found
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
 from app.api.dryrun import dry_run
@@ -12,9 +10,8 @@ from app.matching import AutomationIndex
 from app.pipeline import MemoryAliasStore, Pipeline, SourceInfo
 from app.serialization import loads
 from app.settings import Settings
-from tests.factories import event_bytes, make_automation
+from tests.factories import NOW, event_bytes, make_automation
 
-NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 SETTINGS = Settings()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -11,9 +10,8 @@ from app.api.examples import example_event, registry_project
 from app.matching import explain
 from app.models import parse_event
 from app.serialization import dumps
-from tests.factories import make_automation
+from tests.factories import NOW, make_automation
 
-NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 SCOPES: dict[str, dict[str, Any]] = {
     "project": {"type": "project", "entity": "acme", "project": "vision"},
     "registry": {"type": "registry", "entity": "acme", "registry": "model"},

@@ -209,6 +209,7 @@ class _Event:
 
 
 def _result_event(job: str, status: ResultStatus, automation: str, partition: int) -> _Event:
+    """An action-results stream event of `job` for `automation` on `partition`."""
     value = dumps(record(status, job=job).model_dump(mode="json") | {"automation_id": automation})
     return _Event(_Message(automation.encode(), value, partition))
 
