@@ -36,7 +36,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from app.errors import HookstreamError
 from app.history import execution_records
-from app.kafka_io import RebalanceForwarder, action_producer
+from app.kafka_io import RebalanceForwarder, action_producer, topic_partitions
 from app.pipeline import ProcessResult
 from app.tables import AliasPointers, read_changelog
 
@@ -133,13 +133,10 @@ class Engine:
     async def _check_partitions(self) -> None:
         consumer = self.consumer
         assert consumer is not None
-        counts = {}
-        for topic in (*self.topics, self.settings.alias_pointers_topic):
-            parts = consumer.partitions_for_topic(topic)
-            if parts is None:
-                await consumer._client.force_metadata_update()  # no public refresh
-                parts = consumer.partitions_for_topic(topic)
-            counts[topic] = len(parts or ())
+        counts = {
+            topic: len(await topic_partitions(consumer, topic))
+            for topic in (*self.topics, self.settings.alias_pointers_topic)
+        }
         changelog = counts.pop(self.settings.alias_pointers_topic)
         wider = {t: n for t, n in counts.items() if n > changelog}
         if wider:
