@@ -50,11 +50,14 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             # record; event topics take oversized events too, so that they reach the
             # dead-letter topic with a reason instead of a bare broker refusal.
             spec.configs["max.message.bytes"] = str(settings.max_record_bytes)
-    # The automations topic is the replicated rule table: compacted, so it keeps the
-    # latest automation per id and a tombstone deletes one.
-    specs.append(TopicSpec(settings.automations_topic, n, compacted))
-    # Alias pointers: one record per collection, on the partition of its events.
+    # The automations topic is the changelog of the automations GlobalTable: compacted,
+    # so it keeps the latest automation per id and a tombstone deletes one, and one
+    # partition, which a GlobalTable needs with several workers (faust-streaming #283).
+    specs.append(TopicSpec(settings.automations_topic, 1, dict(compacted)))
+    # Table changelogs, partitioned like the topics they sit beside: alias pointers
+    # (one record per collection, on the partition of its events) and history.
     specs.append(TopicSpec(settings.alias_pointers_topic, n, dict(compacted)))
+    specs.append(TopicSpec(settings.history_changelog_topic, n, dict(compacted)))
     return specs
 
 

@@ -17,7 +17,7 @@ LAG_INTERVAL_SECONDS = 5.0
 
 async def update_lag(hs: Hookstream) -> None:
     """Set lag = end offset - committed offset (as kafka-consumer-groups reports it)."""
-    lags = await hs.engine.lag()
+    lags = await hs.lag()
     gauge = hs.metrics.consumer_lag
     current = {(tp.topic, str(tp.partition)) for tp in lags}
     # Revoked partitions lose their series, or a stale value would keep lag alerts firing.

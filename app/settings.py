@@ -136,13 +136,13 @@ class Settings(BaseSettings):
 
     @property
     def alias_pointers_topic(self) -> str:
-        """Changelog of the alias pointers (app.tables), partitioned like the events."""
-        return f"{self.app_id}-alias-pointers"
+        """Changelog of the alias-pointer table (app.stream.aliases), named as Faust does."""
+        return f"{self.app_id}-alias-pointers-changelog"
 
     @property
-    def engine_group_id(self) -> str:
-        """Consumer group of the engine (app.engine) on the event topics."""
-        return f"{self.app_id}-engine"
+    def history_changelog_topic(self) -> str:
+        """Changelog of the `history` table (app.history_table), named as Faust does."""
+        return f"{self.app_id}-history-changelog"
 
     @property
     def reserved_topics(self) -> frozenset[str]:
@@ -156,6 +156,7 @@ class Settings(BaseSettings):
                 self.action_results_topic,
                 self.actions_dlq_topic,
                 self.alias_pointers_topic,
+                self.history_changelog_topic,
                 *self.action_topics.values(),
             }
         )

@@ -1,4 +1,8 @@
-"""Assemble the worker: Faust app, topics, tables, agents, rule book, web views."""
+"""Assemble the worker: Faust app, topics, tables, agents, rule book, web views.
+
+The event path is the Faust agent of app.stream.agents; the rule state lives in Faust
+tables (app.stream.aliases, app.stream.automations, app.history_table).
+"""
 
 from __future__ import annotations
 
@@ -7,21 +11,29 @@ import contextlib
 import gc
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, cast
 
 import faust
+from faust.types import TP
 import mode.loop
 from prometheus_client import CollectorRegistry
 
 from app.admin import ensure_topics
 from app.api.views import define_api
-from app.engine import Engine
 from app.lag import define_lag_timer
 from app.matching import AutomationIndex
 from app.metrics import WorkerMetrics
 from app.pipeline import Pipeline
-from app.rules import RuleBook
 from app.settings import Settings
+from app.stream.acks import OrderedAcks
+from app.stream.agents import EventPath, define_event_agent
+from app.stream.aliases import TableAliasPointers, define_alias_table
+from app.stream.automations import (
+    NamedChangelogGlobalTable,
+    RuleBook,
+    define_automations_table,
+)
 from app.views import define_views
 
 __all__ = ["Hookstream", "create_worker", "run_worker"]
@@ -37,7 +49,7 @@ class Hookstream:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = WorkerMetrics(self.registry)
         self.index = AutomationIndex()
-        self.rulebook = RuleBook(settings, self.index, on_change=self._on_rule_change)
+        self.rulebook = RuleBook(self.index, on_change=self._on_rule_change)
         self.pipeline = Pipeline(
             self.index,
             topics=settings.action_topics,
@@ -67,24 +79,40 @@ class Hookstream:
             # Tables recover from their changelog; a standby replica doubles the
             # changelog reads for no gain on the one-or-two-worker deployments we test.
             table_standby_replicas=0,
+            GlobalTable=NamedChangelogGlobalTable,
         )
-        self.registry_events = self._raw_topic(settings.registry_events_topic)
-        self.artifact_events = self._raw_topic(settings.artifact_events_topic)
         self.lag_labels: set[tuple[str, str]] = set()
         # Children exist from the start so increase() sees the first dead letter.
         for topic in (settings.registry_events_topic, settings.artifact_events_topic):
             self.metrics.dead_letters.labels(topic)
-        self.app.task(self.rulebook.run)
-        # The events are consumed by the engine, not a Faust agent (app.engine says why).
-        self.engine = Engine(self)
-        self.app.task(self.engine.run)
+        self.automations = define_automations_table(
+            self.app, settings.automations_topic, self.rulebook
+        )
+        self.alias_table = define_alias_table(self.app, settings.topic_partitions)
+        self.events = self._raw_topic(
+            settings.registry_events_topic, settings.artifact_events_topic
+        )
+        self.acks = OrderedAcks(self._on_refused)
+        self.event_path = EventPath(
+            pipeline=self.pipeline,
+            aliases=TableAliasPointers(self.alias_table),
+            send=self._queue,
+            acks=self.acks,
+            metrics=self.metrics,
+            dlq_topic=settings.dlq_topic,
+            history_topic=settings.action_results_topic if settings.history_enabled else None,
+        )
+        self.event_agent = define_event_agent(
+            self.app, self.events, self.event_path, self.rulebook.ready.wait
+        )
+        self._crash: asyncio.Future[None] | None = None
         define_views(self)
         self.api = define_api(self)
         define_lag_timer(self)
 
-    def _raw_topic(self, name: str) -> Any:
+    def _raw_topic(self, *names: str) -> Any:
         return self.app.topic(
-            name,
+            *names,
             key_type=bytes,
             value_type=bytes,
             key_serializer="raw",
@@ -95,17 +123,52 @@ class Hookstream:
     async def readiness(self) -> dict[str, bool]:
         """The checks behind /readyz."""
         return {
-            "partitions_assigned": self.engine.assigned_once and not self.engine.rebalancing,
+            "partitions_assigned": self._assigned(),
             "automations_loaded": self.rulebook.ready.is_set(),
-            "broker_reachable": await self.rulebook.ping(),
+            "broker_reachable": await self._ping(),
         }
+
+    def _assigned(self) -> bool:
+        app = self.app
+        return bool(
+            not app.rebalancing
+            # TableManagerT's stubs omit `recovery` (faust's TableManager has it).
+            and cast(Any, app.tables).recovery.completed.is_set()
+            and app.consumer.assignment()
+        )
+
+    async def _ping(self, timeout: float = 2.0) -> bool:
+        """Whether the broker answers an offsets request now."""
+        tp = TP(self.settings.automations_topic, 0)
+        try:
+            await asyncio.wait_for(self.app.consumer.earliest_offsets(tp), timeout)
+        except Exception:  # any failure means "not reachable"; /readyz reports it
+            return False
+        return True
+
+    def _on_refused(self, exc: BaseException) -> None:
+        # Kafka refused a record after its retries: the batch stays unacked (Faust
+        # commits nothing of it) and the worker stops, so a restart processes it again.
+        self._crash = asyncio.ensure_future(self.app.crash(exc))
+
+    async def _queue(
+        self, topic: str, value: bytes, key: bytes | None, headers: Any
+    ) -> Awaitable[Any]:
+        return await self.app.producer.send(topic, key, value, None, None, headers)
+
+    async def lag(self) -> dict[TP, int]:
+        """End offset minus acknowledged offset for each assigned event partition."""
+        consumer = self.app.consumer
+        topics = {self.settings.registry_events_topic, self.settings.artifact_events_topic}
+        tps = sorted(tp for tp in consumer.assignment() if tp.topic in topics)
+        if not tps:
+            return {}
+        ends = await consumer.highwaters(*tps)
+        acked = self.acks.acked
+        return {tp: max(ends.get(tp, 0) - acked.get((tp.topic, tp.partition), 0), 0) for tp in tps}
 
     def _on_rule_change(self, automation_id: str, present: bool) -> None:
         self.metrics.automations_loaded.set(len(self.index))
-
-    async def send(self, topic: str, key: bytes | None, value: bytes) -> Any:
-        """Queue one record on the app's producer (delivery is confirmed before commit)."""
-        return await self.app.producer.send(topic, key, value, None, None, None)
 
 
 def create_worker(settings: Settings, *, registry: CollectorRegistry | None = None) -> Hookstream:

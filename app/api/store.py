@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from app.api.errors import ApiError
 from app.api.patch import merge_patch
@@ -21,15 +21,27 @@ from app.api.validation import validate_automation
 from app.automation_store import MANAGED_FIELDS, same_spec, spec_json, stamp, stored_json, to_record
 from app.matching import AutomationIndex
 from app.models import Automation
-from app.rules import RuleBook
 from app.settings import Settings
 
-__all__ = ["AutomationStore", "Send", "WriteResult"]
+__all__ = ["AppliedRules", "AutomationStore", "Send", "WriteResult"]
 
 log = logging.getLogger(__name__)
 
 # (topic, key, value) -> (partition, offset) once Kafka has acknowledged the record.
 Send = Callable[[str, bytes, bytes | None], Awaitable[tuple[int, int]]]
+
+
+class AppliedRules(Protocol):
+    """What the store needs of the worker's rule book (app.stream.automations.RuleBook)."""
+
+    @property
+    def ready(self) -> asyncio.Event:
+        """Set once the whole automations topic has been applied."""
+        ...
+
+    async def wait_applied(self, partition: int, offset: int, timeout: float) -> bool:
+        """Wait until the record at ``offset`` of ``partition`` is applied."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +57,7 @@ class AutomationStore:
     """Create, replace, patch and delete automations through the compacted topic."""
 
     def __init__(
-        self, settings: Settings, index: AutomationIndex, rulebook: RuleBook, send: Send
+        self, settings: Settings, index: AutomationIndex, rulebook: AppliedRules, send: Send
     ) -> None:
         self._settings = settings
         self._index = index

@@ -1,0 +1,122 @@
+"""The event agent: registry and artifact events in, jobs and state records out.
+
+One Faust agent (concurrency 1: faust-streaming #606) reads both event topics as raw
+bytes, in ``noack_take`` batches. ``EventPath.handle`` passes each record through
+``app.pipeline`` and queues every job, dead letter, execution-history record and
+alias-pointer change of the batch on the producer; the batch is acknowledged by
+``app.stream.acks`` once Kafka has acknowledged all of them, in offset order.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from app.history import execution_records
+from app.metrics import WorkerMetrics
+from app.pipeline import Pipeline, ProcessResult
+from app.stream.acks import OrderedAcks
+from app.stream.aliases import TableAliasPointers
+
+__all__ = ["BATCH_MAX", "BATCH_SECONDS", "EVENT_AGENT", "EventPath", "define_event_agent"]
+
+log = logging.getLogger(__name__)
+
+EVENT_AGENT = "process-events"
+# A batch is what arrived within this time, up to this many: large enough to amortise
+# the per-batch acknowledgement in a catch-up, short enough to keep latency low.
+BATCH_MAX = 2000
+BATCH_SECONDS = 0.01
+
+# (topic, value, key, headers) -> the future of Kafka's acknowledgement.
+Send = Callable[[str, bytes, bytes | None, Any], Awaitable[Awaitable[Any]]]
+
+
+class EventPath:
+    """What the event agent does with one batch (no Faust stream needed to test it)."""
+
+    def __init__(
+        self,
+        *,
+        pipeline: Pipeline,
+        aliases: TableAliasPointers,
+        send: Send,
+        acks: OrderedAcks,
+        metrics: WorkerMetrics,
+        dlq_topic: str,
+        history_topic: str | None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.aliases = aliases
+        self.send = send
+        self.acks = acks
+        self.metrics = metrics
+        self.dlq_topic = dlq_topic
+        self.history_topic = history_topic
+
+    async def handle(self, events: Sequence[Any]) -> None:
+        """Decide a batch, queue what it produced, and hand it to the acknowledgements."""
+        if self.acks.failed:
+            # A refused record is stopping the worker: nothing more is produced or acked.
+            return
+        started = time.perf_counter()
+        process = self.pipeline.process
+        aliases = self.aliases
+        send = self.send
+        dlq = self.dlq_topic
+        history = self.history_topic
+        sent: list[Awaitable[Any]] = []
+        by_topic: dict[str, list[ProcessResult]] = {}
+        now: datetime | None = None
+        for event in events:
+            message = event.message
+            aliases.event = event
+            result = process(message.value, aliases=aliases, source=message)
+            topic_results = by_topic.get(message.topic)
+            if topic_results is None:
+                topic_results = by_topic[message.topic] = []
+            topic_results.append(result)
+            # `send` only queues the record (it waits only while the producer's buffer
+            # is full); delivery is awaited once per batch, by the acknowledgements.
+            for out in result.outbounds:
+                sent.append(await send(out.topic, out.value, out.key, None))
+            if result.dead_letter is not None:
+                sent.append(await send(dlq, result.dead_letter, message.key, None))
+            if result.failures:
+                # A match that could not become a job (e.g. over the record limit).
+                _log_failures(result)
+            if history is not None and result.matched:
+                if now is None:
+                    now = datetime.now(UTC)
+                for rec in execution_records(result, now):
+                    sent.append(await send(history, rec.value, rec.key, rec.headers))
+        aliases.event = None
+        sent.extend(aliases.flush())
+        self.acks.submit(events, sent)
+        queued = time.perf_counter()
+        for topic, results in by_topic.items():
+            self.metrics.observe_batch(results, topic, started, queued)
+
+
+def define_event_agent(
+    app: Any, channel: Any, path: EventPath, ready: Callable[[], Awaitable[Any]]
+) -> Any:
+    """Register the event agent on ``channel`` (both event topics)."""
+
+    async def process_events(stream: Any) -> None:
+        # No event may be matched before every automation is loaded, or a restart
+        # would silently skip jobs for events consumed in that window.
+        await ready()
+        async for events in stream.noack_take(BATCH_MAX, BATCH_SECONDS):
+            await path.handle(events)
+
+    return app.agent(channel, name=EVENT_AGENT, concurrency=1)(process_events)
+
+
+def _log_failures(result: ProcessResult) -> None:
+    event_id = result.event.event_id if result.event is not None else None
+    for automation_id, reason in result.failures:
+        log.error("event %r: automation %r produced no job: %s", event_id, automation_id, reason)
