@@ -25,8 +25,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_CODECS = {"gzip": codec.has_gzip, "snappy": codec.has_snappy, "lz4": codec.has_lz4,
-           "zstd": codec.has_zstd}
+_CODECS = {
+    "gzip": codec.has_gzip,
+    "snappy": codec.has_snappy,
+    "lz4": codec.has_lz4,
+    "zstd": codec.has_zstd,
+}
 
 
 def compression(name: str | None) -> str | None:

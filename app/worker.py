@@ -10,13 +10,13 @@ import asyncio
 import contextlib
 import gc
 import logging
-from datetime import UTC, datetime
 from collections.abc import Awaitable
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import faust
-from faust.types import TP
 import mode.loop
+from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from app.admin import ensure_topics

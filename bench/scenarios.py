@@ -205,8 +205,8 @@ def _floor(bench: Bench, group: str, settings: Settings, expect: int) -> list[st
         f"{settings.registry_events_topic},{settings.artifact_events_topic}",
         "--expect",
         str(expect),
-        "--partitions",
-        str(PARTITIONS),
+        "--datadir",
+        str(bench.workdir / f"{group}-data"),
     ]
 
 

@@ -32,9 +32,7 @@ class Outgoing:
 class Sent:
     """Records handed to the producer, with their delivery futures."""
 
-    pairs: list[tuple[Outgoing, asyncio.Future[Any] | BaseException]] = field(
-        default_factory=list
-    )
+    pairs: list[tuple[Outgoing, asyncio.Future[Any] | BaseException]] = field(default_factory=list)
 
 
 class Publisher:
@@ -57,7 +55,9 @@ class Publisher:
         for record in records:
             try:
                 future = await self._producer.send(
-                    record.topic, key=record.key, value=record.value,
+                    record.topic,
+                    key=record.key,
+                    value=record.value,
                     headers=record.headers or None,
                 )
             except KafkaError as exc:

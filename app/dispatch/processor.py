@@ -140,8 +140,13 @@ class JobProcessor:
 
     def _skip_duplicate(self, job_id: str, record: JobRecord) -> None:
         self._metrics.duplicates_skipped.labels(self._label).inc()
-        log.info("job %s already FINISHED; not sent again (%s[%d]@%d)", job_id, record.topic,
-                 record.partition, record.offset)
+        log.info(
+            "job %s already FINISHED; not sent again (%s[%d]@%d)",
+            job_id,
+            record.topic,
+            record.partition,
+            record.offset,
+        )
 
     @staticmethod
     def _job_object(value: bytes | None) -> dict[str, Any] | None:
@@ -174,7 +179,9 @@ class JobProcessor:
         if outcome.error and outcome.error_kind is not ErrorKind.ENDPOINT_GONE:
             reason = f"{reason}: {outcome.error}"
         letter = DeadLetter(
-            job=job, reason=reason[:_REASON_LIMIT], attempts=[*state.history, result],
+            job=job,
+            reason=reason[:_REASON_LIMIT],
+            attempts=[*state.history, result],
             dead_at=datetime.now(UTC),
         )
         out.append(Outgoing(self._topics.dlq, record.key, letter.to_json()))
@@ -201,11 +208,19 @@ class JobProcessor:
             parse_action_job(record.value or b"")
         except ValidationError as exc:
             outcome = failed_outcome(ErrorKind.INVALID_JOB, _invalid_reason(exc), now)
-            return outcome, Decision(Verdict.FAIL, ResultStatus.FAILED, final=True,
-                                     dead_letter=True, reason="not retryable")
+            return outcome, Decision(
+                Verdict.FAIL,
+                ResultStatus.FAILED,
+                final=True,
+                dead_letter=True,
+                reason="not retryable",
+            )
         revision = job.get("automation_revision")
-        gone = self._state.gone(_text(job, "automation_id"), revision) if isinstance(
-            revision, int) else None
+        gone = (
+            self._state.gone(_text(job, "automation_id"), revision)
+            if isinstance(revision, int)
+            else None
+        )
         if gone is not None:
             self._metrics.endpoints_gone_skipped.labels(self._label).inc()
             outcome = failed_outcome(
@@ -214,9 +229,14 @@ class JobProcessor:
                 "update the automation to send again",
                 now,
             )
-            return outcome, Decision(Verdict.GONE, ResultStatus.FAILED, final=True,
-                                     endpoint_gone=True, dead_letter=True,
-                                     reason="endpoint gone (410)")
+            return outcome, Decision(
+                Verdict.GONE,
+                ResultStatus.FAILED,
+                final=True,
+                endpoint_gone=True,
+                dead_letter=True,
+                reason="endpoint gone (410)",
+            )
         outcome = await deliver(job, self._sender, self._secrets)
         if outcome.error_kind in (ErrorKind.NONE, ErrorKind.TIMEOUT, ErrorKind.CONNECTION):
             self._metrics.delivery_seconds.labels(self._label).observe(outcome.duration_seconds)
@@ -269,10 +289,11 @@ class JobProcessor:
             "source_offset": record.offset,
         }
         letter = DeadLetter(
-            job=job, reason="not an action job: the value is not a JSON object", attempts=[],
+            job=job,
+            reason="not an action job: the value is not a JSON object",
+            attempts=[],
             dead_at=datetime.now(UTC),
         )
         self._metrics.action_dead_letters.labels(self._label).inc()
         self._metrics.deliveries.labels(self._label, "failed").inc()
         await self._pub.send_all([Outgoing(self._topics.dlq, record.key, letter.to_json())])
-

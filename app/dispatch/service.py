@@ -141,8 +141,12 @@ class Dispatcher:
             asyncio.create_task(self._commit_loop(), name=f"dispatch-{self.kind}-commit"),
         ]
         self._started = True
-        log.info("dispatcher %s started: group %s, topics %s", self.kind, self.group_id,
-                 ", ".join(self.topics.consumed))
+        log.info(
+            "dispatcher %s started: group %s, topics %s",
+            self.kind,
+            self.group_id,
+            ", ".join(self.topics.consumed),
+        )
 
     async def stop(self) -> None:
         """Finish in-flight jobs (up to drain_seconds), commit, leave the group, close."""
@@ -288,8 +292,9 @@ class Dispatcher:
                     break
             part.next_offset = rec.offset + 1
             part.tracker.register(rec.offset)
-            job = JobRecord(rec.topic, rec.partition, rec.offset, rec.key, rec.value,
-                            list(rec.headers or ()))
+            job = JobRecord(
+                rec.topic, rec.partition, rec.offset, rec.key, rec.value, list(rec.headers or ())
+            )
             task = asyncio.create_task(self._run(part, job))
             part.tasks.add(task)
             self.metrics.jobs_in_flight.labels(self.kind).inc()
@@ -338,8 +343,13 @@ class Dispatcher:
                     if not self._running:
                         return
                     # A bug or an unexpected error must not commit past the job.
-                    log.exception("job at %s[%d]@%d failed; trying again in %.0fs",
-                                  job.topic, job.partition, job.offset, backoff)
+                    log.exception(
+                        "job at %s[%d]@%d failed; trying again in %.0fs",
+                        job.topic,
+                        job.partition,
+                        job.offset,
+                        backoff,
+                    )
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 60.0)
         part.tracker.finish(job.offset)

@@ -104,16 +104,24 @@ class DispatchState:
         """Remember a job's final status; the record to write to the dedup topic."""
         now = time.time()
         self._apply_job(job_id, JobStatus(status, now))
-        value = {"job_id": job_id, "automation_id": automation_id, "status": status.value,
-                 "at": now}
+        value = {
+            "job_id": job_id,
+            "automation_id": automation_id,
+            "status": status.value,
+            "at": now,
+        }
         return Outgoing(self.dedup_topic, job_id.encode(), dumps(value))
 
     def note_gone(self, automation_id: str, revision: int, job_id: str) -> Outgoing:
         """Remember that an automation's endpoint is gone at `revision`; the record to write."""
         entry = GoneEndpoint(automation_id, revision, time.time(), job_id)
         self._apply_gone(entry)
-        value = {"automation_id": automation_id, "revision": revision, "at": entry.at,
-                 "job_id": job_id}
+        value = {
+            "automation_id": automation_id,
+            "revision": revision,
+            "at": entry.at,
+            "job_id": job_id,
+        }
         return Outgoing(self.gone_topic, automation_id.encode(), dumps(value))
 
     # --- reading --------------------------------------------------------------------------
@@ -185,8 +193,11 @@ class DispatchState:
                 if entry.at >= time.time() - self._retention:
                     self._apply_job(name, entry)
             else:
-                self._apply_gone(GoneEndpoint(name, int(data["revision"]), float(data["at"]),
-                                              str(data.get("job_id", ""))))
+                self._apply_gone(
+                    GoneEndpoint(
+                        name, int(data["revision"]), float(data["at"]), str(data.get("job_id", ""))
+                    )
+                )
         except (JSONDecodeError, KeyError, TypeError, ValueError):
             log.warning("ignoring a malformed record on %s", topic)
 

@@ -21,8 +21,9 @@ def _app(registry: CollectorRegistry, readiness: Callable[[], dict[str, bool]]) 
 
     async def metrics(request: web.Request) -> web.Response:
         # CONTENT_TYPE_LATEST carries a charset, which aiohttp wants as a header, not an argument.
-        return web.Response(body=generate_latest(registry),
-                            headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(
+            body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
 
     app = web.Application()
     app.router.add_get("/healthz", healthz)
@@ -32,7 +33,9 @@ def _app(registry: CollectorRegistry, readiness: Callable[[], dict[str, bool]]) 
 
 
 async def start_web(
-    host: str, port: int, registry: CollectorRegistry,
+    host: str,
+    port: int,
+    registry: CollectorRegistry,
     readiness: Callable[[], dict[str, bool]],
 ) -> web.AppRunner:
     """Serve the three endpoints on host:port; call `cleanup()` on the runner to stop."""
