@@ -17,9 +17,8 @@ from app.filters import MAX_DEPTH, MAX_NODES, MAX_PATTERN_CHARS, compile_filter
 from app.matching import AutomationIndex
 from app.models import Automation, parse_action_job, parse_automation
 from app.pipeline import MemoryAliasStore, Pipeline, ProcessResult, SourceInfo
-from app.rules import RuleBook
 from app.serialization import dumps, loads
-from app.settings import Settings
+from app.stream.automations import RuleBook
 from tests.factories import ACTION_TOPICS, NOW, event_bytes, make_automation
 
 pytestmark = pytest.mark.faults
@@ -317,7 +316,7 @@ HYPOTHESIS = settings(
 
 def rulebook() -> RuleBook:
     """A rule book over an empty index (no Kafka: only `apply` is used)."""
-    return RuleBook(Settings(), AutomationIndex())
+    return RuleBook(AutomationIndex())
 
 
 @HYPOTHESIS

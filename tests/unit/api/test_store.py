@@ -10,8 +10,8 @@ import pytest
 from app.api.errors import ApiError
 from app.api.store import AutomationStore
 from app.matching import AutomationIndex
-from app.rules import RuleBook
 from app.settings import Settings
+from app.stream.automations import RuleBook
 
 
 def webhook_automation(automation_id: str) -> dict[str, Any]:
@@ -38,7 +38,7 @@ class FakeTopic:
         self.writes.append((key, value))
         if not self.lagging:
             self.rulebook.apply(key, value)
-            self.rulebook._advance(0, offset + 1)
+            self.rulebook.advance(0, offset + 1)
         return 0, offset
 
 
@@ -46,7 +46,7 @@ def store(*, lagging: bool = False, wait: float = 5.0) -> tuple[AutomationStore,
     """A store over an in-memory rule book that has loaded the (empty) topic."""
     settings = Settings(api_write_wait_seconds=wait)
     index = AutomationIndex()
-    rulebook = RuleBook(settings, index)
+    rulebook = RuleBook(index)
     rulebook.ready.set()
     topic = FakeTopic(rulebook, lagging=lagging)
     return AutomationStore(settings, index, rulebook, topic.send), topic
