@@ -89,30 +89,32 @@ class Hookstream:
             self.app, settings.automations_topic, self.rulebook
         )
         self.alias_table = define_alias_table(self.app, settings.topic_partitions)
-        self.events = self._raw_topic(
-            settings.registry_events_topic, settings.artifact_events_topic
-        )
-        self.acks = OrderedAcks(self._on_refused)
-        self.event_path = EventPath(
-            pipeline=self.pipeline,
-            aliases=TableAliasPointers(self.alias_table),
-            send=self._queue,
-            acks=self.acks,
-            metrics=self.metrics,
-            dlq_topic=settings.dlq_topic,
-            history_topic=settings.action_results_topic if settings.history_enabled else None,
-        )
-        self.event_agent = define_event_agent(
-            self.app, self.events, self.event_path, self.rulebook.ready.wait
-        )
+        history_topic = settings.action_results_topic if settings.history_enabled else None
+        # One agent per event topic, each with its own acknowledgement chain.
+        self.event_paths: dict[str, EventPath] = {}
+        self.event_agents: dict[str, Any] = {}
+        for name in (settings.registry_events_topic, settings.artifact_events_topic):
+            path = EventPath(
+                pipeline=self.pipeline,
+                aliases=TableAliasPointers(self.alias_table),
+                send=self._queue,
+                acks=OrderedAcks(self._on_refused),
+                metrics=self.metrics,
+                dlq_topic=settings.dlq_topic,
+                history_topic=history_topic,
+            )
+            self.event_paths[name] = path
+            self.event_agents[name] = define_event_agent(
+                self.app, self._raw_topic(name), path, self.rulebook.ready.wait
+            )
         self._crash: asyncio.Future[None] | None = None
         define_views(self)
         self.api = define_api(self)
         define_lag_timer(self)
 
-    def _raw_topic(self, *names: str) -> Any:
+    def _raw_topic(self, name: str) -> Any:
         return self.app.topic(
-            *names,
+            name,
             key_type=bytes,
             value_type=bytes,
             key_serializer="raw",
@@ -147,6 +149,8 @@ class Hookstream:
         return True
 
     def _on_refused(self, exc: BaseException) -> None:
+        if self._crash is not None:
+            return
         # Kafka refused a record after its retries: the batch stays unacked (Faust
         # commits nothing of it) and the worker stops, so a restart processes it again.
         self._crash = asyncio.ensure_future(self.app.crash(exc))
@@ -164,7 +168,7 @@ class Hookstream:
         if not tps:
             return {}
         ends = await consumer.highwaters(*tps)
-        acked = self.acks.acked
+        acked = {tp: n for path in self.event_paths.values() for tp, n in path.acks.acked.items()}
         return {tp: max(ends.get(tp, 0) - acked.get((tp.topic, tp.partition), 0), 0) for tp in tps}
 
     def _on_rule_change(self, automation_id: str, present: bool) -> None:

@@ -1,6 +1,6 @@
 """The event agent: registry and artifact events in, jobs and state records out.
 
-One Faust agent (concurrency 1: faust-streaming #606) reads both event topics as raw
+One Faust agent per event topic (concurrency 1: faust-streaming #606) reads it as raw
 bytes, in ``noack_take`` batches. ``EventPath.handle`` passes each record through
 ``app.pipeline`` and queues every job, dead letter, execution-history record and
 alias-pointer change of the batch on the producer; the batch is acknowledged by
@@ -21,11 +21,10 @@ from app.pipeline import Pipeline, ProcessResult
 from app.stream.acks import OrderedAcks
 from app.stream.aliases import TableAliasPointers
 
-__all__ = ["BATCH_MAX", "BATCH_SECONDS", "EVENT_AGENT", "EventPath", "define_event_agent"]
+__all__ = ["BATCH_MAX", "BATCH_SECONDS", "EventPath", "agent_name", "define_event_agent"]
 
 log = logging.getLogger(__name__)
 
-EVENT_AGENT = "process-events"
 # A batch is what arrived within this time, up to this many: large enough to amortise
 # the per-batch acknowledgement in a catch-up, short enough to keep latency low.
 BATCH_MAX = 2000
@@ -101,10 +100,15 @@ class EventPath:
             self.metrics.observe_batch(results, topic, started, queued)
 
 
+def agent_name(topic: str) -> str:
+    """The name of the event agent of one topic."""
+    return f"process-{topic}"
+
+
 def define_event_agent(
-    app: Any, channel: Any, path: EventPath, ready: Callable[[], Awaitable[Any]]
+    app: Any, topic: Any, path: EventPath, ready: Callable[[], Awaitable[Any]]
 ) -> Any:
-    """Register the event agent on ``channel`` (both event topics)."""
+    """Register the event agent of one event topic (a Faust topic of raw bytes)."""
 
     async def process_events(stream: Any) -> None:
         # No event may be matched before every automation is loaded, or a restart
@@ -113,7 +117,8 @@ def define_event_agent(
         async for events in stream.noack_take(BATCH_MAX, BATCH_SECONDS):
             await path.handle(events)
 
-    return app.agent(channel, name=EVENT_AGENT, concurrency=1)(process_events)
+    name = agent_name(topic.get_topic_name())
+    return app.agent(topic, name=name, concurrency=1)(process_events)
 
 
 def _log_failures(result: ProcessResult) -> None:
