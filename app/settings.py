@@ -86,8 +86,18 @@ class Settings(BaseSettings):
     history_size: int = Field(default=50, ge=1, le=1000)
     history_enabled: bool = True
 
+    # Faust keeps table data under <data_dir>/v1/tables/<table>-<partition>.db. RocksDB
+    # (rocksdict) persists it with the changelog offset it holds, so a restart reads
+    # only the changelog's tail; with memory:// it re-reads every changelog from 0.
     data_dir: Path = Path(".hookstream-data")
-    store: str = "memory://"
+    store: str = "rocksdb://"
+    # The compacted topics (table changelogs, automations) roll a segment this often
+    # or at this size, and the cleaner compacts once this share of the log is dirty:
+    # Kafka's defaults (7 days, 1 GiB, 0.5) leave every record in the active segment,
+    # which is never compacted, so a changelog would keep its whole history for a week.
+    changelog_segment_ms: int = Field(default=10 * 60 * 1000, ge=1000)
+    changelog_segment_bytes: int = Field(default=64 * 1024 * 1024, ge=1024 * 1024)
+    changelog_min_cleanable_dirty_ratio: float = Field(default=0.1, gt=0.0, le=1.0)
     log_level: str = "INFO"
 
     # Faust's default session timeout is 60 s: a crashed worker's partitions would stand
@@ -101,6 +111,19 @@ class Settings(BaseSettings):
     # The dispatchers' producers read it too.
     producer_linger_ms: int = Field(default=1, ge=0)
     producer_compression: str | None = "lz4"
+    # Faust tuning through its public settings (app.stream.tuning; measured in
+    # docs/benchmarks.md). Batch bytes per partition: aiokafka's 16 KiB default holds
+    # about 20 jobs, so a catch-up sent many small requests.
+    producer_max_batch_bytes: int = Field(default=256 * 1024, ge=1024)
+    # Commit the acknowledged offsets after this many events or this many seconds:
+    # what a crash makes the worker process again (with the same job ids).
+    broker_commit_every: int = Field(default=10_000, ge=1)
+    broker_commit_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    # Faust's per-partition buffer of fetched records before flow control pauses it.
+    stream_buffer_maxsize: int = Field(default=4096, ge=1)
+    faust_cython: bool = True
+    faust_lean_monitor: bool = True
+    uvloop: bool = True
 
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
 

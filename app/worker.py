@@ -34,6 +34,7 @@ from app.stream.automations import (
     RuleBook,
     define_automations_table,
 )
+from app.stream.tuning import faust_settings
 from app.views import define_views
 
 __all__ = ["Hookstream", "create_worker", "run_worker"]
@@ -71,15 +72,13 @@ class Hookstream:
             topic_partitions=settings.topic_partitions,
             topic_replication_factor=settings.topic_replication_factor,
             consumer_auto_offset_reset="earliest",
-            producer_linger_ms=settings.producer_linger_ms,
             broker_session_timeout=settings.broker_session_timeout_seconds,
             broker_heartbeat_interval=settings.broker_heartbeat_interval_seconds,
-            producer_compression_type=settings.producer_compression,
-            producer_max_request_size=settings.max_record_bytes,
             # Tables recover from their changelog; a standby replica doubles the
             # changelog reads for no gain on the one-or-two-worker deployments we test.
             table_standby_replicas=0,
             GlobalTable=NamedChangelogGlobalTable,
+            **faust_settings(settings),
         )
         self.lag_labels: set[tuple[str, str]] = set()
         # Children exist from the start so increase() sees the first dead letter.
@@ -184,8 +183,9 @@ def run_worker(settings: Settings) -> None:
     """Create topics, then run the worker in the foreground until Ctrl-C."""
     # uvloop runs the event loop's own work (callbacks, futures, sockets) in C: about
     # a tenth of a Faust worker's CPU. Chosen before the first loop is created.
-    with contextlib.suppress(ImportError):
-        mode.loop.use("uvloop")
+    if settings.uvloop:
+        with contextlib.suppress(ImportError):
+            mode.loop.use("uvloop")
     created = asyncio.run(ensure_topics(settings))
     if created:
         print(f"created topics: {', '.join(created)}")
