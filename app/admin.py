@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from app.dispatch.topics import DispatchKind, dispatch_topics
+from app.errors import ConfigError
 from app.settings import Settings
 
-__all__ = ["TopicSpec", "dispatch_topic_specs", "ensure_topics", "topic_specs"]
+__all__ = [
+    "TopicSpec",
+    "check_automations_topic",
+    "dispatch_topic_specs",
+    "ensure_topics",
+    "topic_specs",
+]
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +35,20 @@ class TopicSpec:
 def topic_specs(settings: Settings) -> list[TopicSpec]:
     """Every topic of the contract, sized from settings."""
     n = settings.topic_partitions
-    compacted = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
+    # Faust declares a table's changelog itself when it is missing, with only
+    # cleanup.policy=compact (Collection._new_changelog_topic, compacting=True), and
+    # leaves an existing topic alone; run_worker calls ensure_topics before Faust
+    # starts, so these configs are the ones the changelogs get.
+    compacted = {
+        "cleanup.policy": "compact",
+        # A record may be compacted as soon as its segment is closed.
+        "min.compaction.lag.ms": "0",
+        # Close segments often enough that the cleaner gets to them (the active segment
+        # is never compacted), and clean once a tenth of the log is superseded.
+        "segment.ms": str(settings.changelog_segment_ms),
+        "segment.bytes": str(settings.changelog_segment_bytes),
+        "min.cleanable.dirty.ratio": str(settings.changelog_min_cleanable_dirty_ratio),
+    }
     names = [
         settings.registry_events_topic,
         settings.artifact_events_topic,
@@ -81,7 +102,9 @@ def dispatch_topic_specs(settings: Settings) -> list[TopicSpec]:
 
 async def ensure_topics(settings: Settings, extra: list[TopicSpec] | None = None) -> list[str]:
     """Create missing topics; return the names created (existing ones are left alone)."""
-    specs = topic_specs(settings) + list(extra or [])
+    # An extra spec replaces the default one of the same name.
+    by_name = {spec.name: spec for spec in (*topic_specs(settings), *(extra or ()))}
+    specs = list(by_name.values())
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         client_id=f"{settings.app_id}-admin",
@@ -112,3 +135,28 @@ async def ensure_topics(settings: Settings, extra: list[TopicSpec] | None = None
         return created
     finally:
         await admin.close()
+
+
+async def check_automations_topic(settings: Settings) -> None:
+    """Refuse an automations topic of more than one partition (a GlobalTable's changelog)."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id=f"{settings.app_id}-admin",
+    )
+    await admin.start()
+    try:
+        # A topic created a moment ago may not be described yet (no partitions listed).
+        for _ in range(50):
+            (topic,) = await admin.describe_topics([settings.automations_topic])
+            count = len(topic.get("partitions") or ())
+            if topic.get("error_code") == 0 and count:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+    if count > 1:
+        raise ConfigError(
+            f"the automations topic {settings.automations_topic!r} has {count} "
+            "partitions; the automations GlobalTable needs exactly one "
+            "(faust-streaming #283): see docs/decisions.md, 'Upgrading from the engine'"
+        )

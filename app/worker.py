@@ -19,7 +19,7 @@ import mode.loop
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
-from app.admin import ensure_topics
+from app.admin import check_automations_topic, ensure_topics
 from app.api.views import define_api
 from app.lag import define_lag_timer
 from app.matching import AutomationIndex
@@ -189,6 +189,7 @@ def run_worker(settings: Settings) -> None:
     created = asyncio.run(ensure_topics(settings))
     if created:
         print(f"created topics: {', '.join(created)}")
+    asyncio.run(check_automations_topic(settings))
     hs = create_worker(settings)
     print(f"Hookstream worker: web at http://{settings.web_host}:{settings.web_port}/", flush=True)
     worker = faust.Worker(hs.app, loglevel=settings.log_level, quiet=True)

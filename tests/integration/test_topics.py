@@ -1,0 +1,44 @@
+"""Topic creation and the checks the worker makes of existing topics."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from app.admin import TopicSpec, check_automations_topic, ensure_topics
+from app.errors import ConfigError
+from tests.integration.harness import isolated_settings
+
+
+async def _partitions(bootstrap: str, topic: str) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return len(described["partitions"])
+
+
+def test_automations_topic_is_created_with_one_partition(
+    kafka_bootstrap: str, uid: str, tmp_path: Path
+) -> None:
+    """ensure_topics gives the automations GlobalTable's changelog exactly one partition."""
+    settings = isolated_settings(kafka_bootstrap, uid, tmp_path)
+    asyncio.run(ensure_topics(settings))
+    assert asyncio.run(_partitions(kafka_bootstrap, settings.automations_topic)) == 1
+    assert asyncio.run(_partitions(kafka_bootstrap, settings.alias_pointers_topic)) == 4
+    asyncio.run(check_automations_topic(settings))
+
+
+def test_a_wider_automations_topic_is_refused_with_the_reason(
+    kafka_bootstrap: str, uid: str, tmp_path: Path
+) -> None:
+    """An automations topic of 3 partitions (a pre-GlobalTable deployment) is refused."""
+    settings = isolated_settings(kafka_bootstrap, uid, tmp_path)
+    asyncio.run(ensure_topics(settings, [TopicSpec(settings.automations_topic, 3)]))
+    with pytest.raises(ConfigError, match=r"has 3 partitions.*exactly one.*#283"):
+        asyncio.run(check_automations_topic(settings))
