@@ -1,0 +1,1 @@
+"""Functional tier: the Faust app in process, no broker (memory store, Faust test contexts)."""

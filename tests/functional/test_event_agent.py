@@ -1,0 +1,341 @@
+"""The event agent inside a real faust.App, driven by Faust's agent test context.
+
+What is real here: ``faust.App`` (memory store, web off, no autodiscovery; the broker
+URL points nowhere, so nothing reaches a Kafka), the agent built by
+``define_event_agent`` and its ``noack_take`` stream, ``EventPath`` with a real
+``Pipeline`` over one automation, ``OrderedAcks``, and ``TableAliasPointers`` over the
+real ``alias-pointers`` Faust Table (``define_alias_table``).
+
+What stands in: ``EventPath.send`` is a fake that returns futures the test resolves
+(Kafka's acknowledgements of the jobs, dead letters and history records). The
+producer is never started, so the table's changelog records stay in Faust's producer
+buffer (``app.producer.buffer.pending``) as ``FutureMessage``s; the test takes them
+from there and resolves them, playing Kafka for the changelog too.
+
+How Faust's test context delivers events, and so what each test proves (faust-streaming
+0.15.3 has no ``App.test_context()``; the agent's ``test_context()`` needs no running app):
+
+- ``agent.test_context()`` clones the agent onto an in-memory channel and
+  ``put()`` decodes a plain ``faust.types.tuples.Message`` into an event on it. The
+  agent's stream is the same ``Stream`` code as in production, so ``noack_take``
+  runs as it does in a worker: the stream acks nothing itself (``enable_acks`` off)
+  and ``Message.acked`` only turns true when ``OrderedAcks`` calls ``event.ack()``.
+  A plain ``Message``'s final ack touches no consumer, so these tests prove *when
+  the agent acks*, by ``event.message.acked``.
+- ``test_commit_offset_moves_only_after_the_futures`` delivers a
+  ``ConsumerMessage`` (what Faust's Kafka consumer hands a stream) through the same
+  channel, with the topic in the conductor's ``acking_topics`` as a subscription
+  would put it. The stream then tracks it in ``consumer.unacked`` and its ack goes
+  through ``Consumer.ack``; the test reads the offset Faust would commit
+  (``Consumer._new_offset``, what the commit loop uses). This proves Faust's commit
+  position does not pass the event before the sends are acknowledged.
+- Not covered in this tier (see tests/integration and tests/faults): real commits
+  to a broker, rebalances, aiokafka's own futures and ``app.crash`` stopping a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+import pytest
+from faust.types.tuples import TP, ConsumerMessage, RecordMetadata
+from prometheus_client import CollectorRegistry
+
+from app.matching import AutomationIndex
+from app.metrics import WorkerMetrics
+from app.models import DeadLetter, DeadLetterCode, job_id
+from app.pipeline import Pipeline
+from app.serialization import loads
+from app.stream.acks import OrderedAcks
+from app.stream.agents import EventPath, agent_name, define_event_agent
+from app.stream.aliases import TableAliasPointers, define_alias_table
+from tests.factories import ACTION_TOPICS, NOW, event_bytes, make_automation, make_event
+
+EVENTS = "registry-events"
+DLQ = "events.dlq"
+HISTORY = "action-results"
+PARTITIONS = 4
+PATH = make_event().collection_path
+KEY = PATH.encode()
+
+
+@dataclass
+class Sent:
+    """One record the event path queued, with the future standing for Kafka's ack."""
+
+    topic: str
+    value: bytes
+    key: bytes | None
+    headers: Any
+    future: asyncio.Future[Any]
+
+
+class FakeSend:
+    """``EventPath.send``: records each record and returns a future the test resolves."""
+
+    def __init__(self) -> None:
+        self.records: list[Sent] = []
+
+    async def __call__(
+        self, topic: str, value: bytes, key: bytes | None, headers: Any
+    ) -> asyncio.Future[Any]:
+        """Queue one record (nothing is delivered until the test says so)."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.records.append(Sent(topic, value, key, headers, future))
+        return future
+
+    def to(self, topic: str) -> list[Sent]:
+        """The records queued for one topic."""
+        return [r for r in self.records if r.topic == topic]
+
+
+class Rig:
+    """A faust.App with the event agent over one topic, as the worker defines it."""
+
+    def __init__(self) -> None:
+        self.app: Any = faust.App(
+            f"hookstream-functional-{uuid.uuid4().hex[:8]}",
+            # Nothing may reach a broker here (the dev broker runs on :9092).
+            broker="kafka://127.0.0.1:9",
+            store="memory://",
+            autodiscover=False,
+            web_enabled=False,
+        )
+        self.topic: Any = self.app.topic(
+            EVENTS,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=PARTITIONS,
+        )
+        self.table: Any = define_alias_table(self.app, PARTITIONS)
+        self.send = FakeSend()
+        self.failures: list[BaseException] = []
+        self.acks = OrderedAcks(self.failures.append)
+        self.path = EventPath(
+            pipeline=Pipeline(
+                AutomationIndex([make_automation()]), ACTION_TOPICS, 1 << 20, lambda: NOW
+            ),
+            aliases=TableAliasPointers(self.table),
+            send=self.send,
+            acks=self.acks,
+            metrics=WorkerMetrics(CollectorRegistry()),
+            dlq_topic=DLQ,
+            history_topic=HISTORY,
+        )
+        self.ready = asyncio.Event()
+        self.ready.set()
+        self.agent: Any = define_event_agent(self.app, self.topic, self.path, self.ready.wait)
+
+    def close(self) -> None:
+        """Close the event loop Faust made for its consumer thread (never started here).
+
+        A stream reads ``app.consumer``, which builds aiokafka's consumer thread with a
+        loop of its own; left open, it is a ResourceWarning at garbage collection.
+        """
+        consumer = self.app._consumer
+        if consumer is not None:
+            consumer._thread.thread_loop.close()
+
+    def take_changelog(self) -> list[Any]:
+        """The table changelog records waiting in the (never started) producer's buffer."""
+        pending = self.app.producer.buffer.pending
+        out = []
+        while not pending.empty():
+            out.append(pending.get_nowait())
+        return out
+
+
+def delivered(fut: Any, offset: int = 0) -> None:
+    """Resolve a changelog FutureMessage as Kafka's acknowledgement would."""
+    message = fut.message
+    topic = message.channel.get_topic_name()
+    fut.set_result(RecordMetadata(topic, message.partition, TP(topic, message.partition), offset))
+
+
+async def eventually(condition: Callable[[], bool], timeout: float = 2.0) -> None:
+    """Wait until ``condition()`` holds (the agent batches within 10 ms)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.005)
+
+
+async def settle() -> None:
+    """Give the agent and the ack chain time to act on what they have."""
+    await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[Rig]:
+    """A fresh app and event agent per test (built inside the test's event loop)."""
+    rig = Rig()
+    yield rig
+    rig.close()
+
+
+async def test_agent_is_named_after_its_topic(rig: Rig) -> None:
+    """define_event_agent registers one agent, named for its topic, on that topic."""
+    assert rig.agent.name == agent_name(EVENTS)
+    assert rig.agent.channel is rig.topic
+    assert rig.agent.concurrency == 1
+
+
+async def test_matching_event_is_acked_only_after_its_sends(rig: Rig) -> None:
+    """A match queues its job, history record and alias changelog; the ack waits for all."""
+    async with rig.agent.test_context() as agent_ctx:
+        event = await agent_ctx.put(event_bytes(), key=KEY, partition=2)
+        await eventually(lambda: bool(rig.send.to(ACTION_TOPICS["webhook"])))
+        [job] = rig.send.to(ACTION_TOPICS["webhook"])
+        assert job.key == b"deploy-on-production"
+        assert loads(job.value)["job_id"] == job_id("evt-1", "deploy-on-production", 1)
+        history = rig.send.to(HISTORY)
+        assert len(history) == 1
+        assert rig.send.to(DLQ) == []
+
+        [changelog] = rig.take_changelog()
+        assert changelog.message.partition == 2
+        changelog_topic = rig.table.changelog_topic.get_topic_name()
+        assert changelog.message.channel.get_topic_name() == changelog_topic
+        assert rig.table.get(PATH) == {"latest": 3, "production": 3}
+
+        await settle()
+        assert not event.message.acked
+        job.future.set_result(None)
+        history[0].future.set_result(None)
+        await settle()
+        assert not event.message.acked, "acked before the alias changelog record"
+        delivered(changelog)
+        await asyncio.wait_for(rig.acks.drain(), 2)
+        assert event.message.acked
+        assert rig.acks.acked == {(EVENTS, 2): 1}
+        assert rig.failures == []
+
+
+async def test_commit_offset_moves_only_after_the_futures(rig: Rig) -> None:
+    """With a consumer's message, Faust tracks it as unacked and commits past it only after."""
+    app = rig.app
+    # What the conductor does when it subscribes a topic with acks enabled.
+    app.topics.acking_topics.add(EVENTS)
+    tp = TP(EVENTS, 1)
+    async with rig.agent.test_context() as agent_ctx:
+        message = ConsumerMessage(
+            EVENTS,
+            1,
+            41,
+            0.0,
+            0,
+            None,
+            KEY,
+            event_bytes(event_id="evt-41"),
+            None,
+            generation_id=app.consumer_generation_id,
+        )
+        channel = agent_ctx.stream().channel
+        await channel.put(await channel.decode(message))
+        await eventually(lambda: bool(rig.send.records))
+        await settle()
+        assert message in app.consumer.unacked
+        assert not message.acked
+        for sent in rig.send.records:
+            sent.future.set_result(None)
+        for fut in rig.take_changelog():
+            delivered(fut)
+        await asyncio.wait_for(rig.acks.drain(), 2)
+        assert message.acked
+        assert message not in app.consumer.unacked
+        # The offset Faust's commit loop would commit for this partition.
+        assert app.consumer._new_offset(tp) == 42
+        assert rig.acks.acked == {(EVENTS, 1): 42}
+
+
+async def test_failed_send_leaves_the_event_unacked_and_reports(rig: Rig) -> None:
+    """A refused job: no ack, on_failure once; a later event is neither produced nor acked."""
+    refused = RuntimeError("MessageSizeTooLargeError")
+    async with rig.agent.test_context() as agent_ctx:
+        first = await agent_ctx.put(event_bytes(), key=KEY, partition=0)
+        await eventually(lambda: bool(rig.send.records))
+        [job] = rig.send.to(ACTION_TOPICS["webhook"])
+        for sent in rig.send.records:
+            if sent is job:
+                sent.future.set_exception(refused)
+            else:
+                sent.future.set_result(None)
+        for fut in rig.take_changelog():
+            delivered(fut)
+        await asyncio.wait_for(rig.acks.drain(), 2)
+        assert rig.failures == [refused]
+        assert rig.acks.failed
+        assert not first.message.acked
+
+        queued = len(rig.send.records)
+        second = await agent_ctx.put(event_bytes(event_id="evt-2"), key=KEY, partition=0)
+        await settle()
+        assert len(rig.send.records) == queued
+        assert rig.take_changelog() == []
+        assert not second.message.acked
+        assert rig.acks.acked == {}
+        assert rig.failures == [refused]
+
+
+async def test_invalid_event_goes_to_the_dead_letter_topic(rig: Rig) -> None:
+    """Bytes that are not an event: one dead letter with a reason, then the ack."""
+    async with rig.agent.test_context() as agent_ctx:
+        event = await agent_ctx.put(b"{oops", key=b"some-key", partition=3)
+        await eventually(lambda: bool(rig.send.records))
+        [dead] = rig.send.records
+        assert dead.topic == DLQ
+        assert dead.key == b"some-key"
+        record = DeadLetter.model_validate_json(dead.value)
+        assert record.error_code == DeadLetterCode.NOT_JSON
+        assert record.reason
+        assert record.original_value() == b"{oops"
+        assert (record.source_topic, record.source_partition) == (EVENTS, 3)
+        assert rig.take_changelog() == []
+
+        await settle()
+        assert not event.message.acked
+        dead.future.set_result(None)
+        await asyncio.wait_for(rig.acks.drain(), 2)
+        assert event.message.acked
+        assert rig.failures == []
+
+
+async def test_later_batch_is_acked_after_the_earlier_one(rig: Rig) -> None:
+    """Two batches: the second's sends acknowledged first still ack in offset order."""
+    async with rig.agent.test_context() as agent_ctx:
+        first = await agent_ctx.put(b"[]", key=b"k", partition=0)
+        await eventually(lambda: len(rig.send.records) == 1)
+        second = await agent_ctx.put(b"{}", key=b"k", partition=0)
+        await eventually(lambda: len(rig.send.records) == 2)
+        a, b = rig.send.records
+        assert (first.message.offset, second.message.offset) == (0, 1)
+        b.future.set_result(None)
+        await settle()
+        assert not first.message.acked
+        assert not second.message.acked
+        a.future.set_result(None)
+        await asyncio.wait_for(rig.acks.drain(), 2)
+        assert first.message.acked
+        assert second.message.acked
+        assert rig.acks.acked == {(EVENTS, 0): 2}
+        assert rig.acks.batches_acked == 2
+
+
+async def test_no_event_is_matched_before_ready(rig: Rig) -> None:
+    """The agent waits for the automations to be loaded before it takes any event."""
+    rig.ready.clear()
+    async with rig.agent.test_context() as agent_ctx:
+        # wait=False: the agent is not iterating its stream yet, so nothing would wake us.
+        await agent_ctx.put(event_bytes(), key=KEY, partition=0, wait=False)
+        await settle()
+        assert rig.send.records == []
+        rig.ready.set()
+        await eventually(lambda: bool(rig.send.to(ACTION_TOPICS["webhook"])))
