@@ -164,7 +164,7 @@ class Settings(BaseSettings):
 
     @property
     def history_changelog_topic(self) -> str:
-        """Changelog of the `history` table (app.history_table), named as Faust does."""
+        """Changelog of the `history` table (app.stream.history_table), named as Faust does."""
         return f"{self.app_id}-history-changelog"
 
     @property

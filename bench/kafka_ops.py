@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from app.kafka_io import producer, read_to_end, topic_partitions
+from app.kafka.clients import producer, read_to_end, topic_partitions
 from bench.workload import BenchEvent
 
 __all__ = ["OffsetWatcher", "prefill", "read_records"]

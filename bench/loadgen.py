@@ -10,7 +10,7 @@ import time
 
 import uvloop
 
-from app.kafka_io import producer
+from app.kafka.clients import producer
 from bench.workload import BenchEvent, Versions, bench_event, event_dict, now_iso
 
 __all__ = ["main", "steady"]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from app.filters import filter_document
-from app.matching import AutomationIndex
-from app.models import Automation, Event, parse_automation, parse_event
-from app.pipeline import MemoryAliasStore, Pipeline, SourceInfo
+from app.contract.models import Automation, Event, parse_automation, parse_event
+from app.core.filters import filter_document
+from app.core.matching import AutomationIndex
+from app.core.pipeline import MemoryAliasStore, Pipeline, SourceInfo
 from app.serialization import dumps, loads
 from bench.workload import BenchEvent
 

@@ -15,7 +15,7 @@ import time
 import uvloop
 from aiokafka import AIOKafkaConsumer
 
-from app.kafka_io import producer
+from app.kafka.clients import producer
 
 __all__ = ["main", "passthrough"]
 

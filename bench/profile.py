@@ -12,16 +12,16 @@ __all__ = ["CATEGORIES", "Summary", "summarize"]
 # first category, in this order, found in its innermost frame that is not generic.
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
-        "parse + validate (orjson, pydantic, app.models)",
-        ("pydantic", "parse_event", "serialization.py:", "app/models.py"),
+        "parse + validate (orjson, pydantic, app.contract.models)",
+        ("pydantic", "parse_event", "serialization.py:", "app/contract/models.py"),
     ),
-    ("match (index, filters)", ("app/matching.py", "app/filters.py")),
-    ("render jobs (templates, job JSON)", ("app/templating.py", "Pipeline._emit", "job_id")),
+    ("match (index, filters)", ("app/core/matching.py", "app/core/filters.py")),
+    ("render jobs (templates, job JSON)", ("app/core/templating.py", "Pipeline._emit", "job_id")),
     ("alias pointers (app/tables.py)", ("app/tables.py", "alias_pointers")),
-    ("metrics (prometheus_client)", ("app/metrics.py", "prometheus_client")),
+    ("metrics (prometheus_client)", ("app/stream/metrics.py", "prometheus_client")),
     (
         "other decision code (pipeline, result objects)",
-        ("app/pipeline.py", "__create_fn__", "app/worker.py"),
+        ("app/core/pipeline.py", "__create_fn__", "app/stream/worker.py"),
     ),
     (
         "produce (Faust producer, aiokafka batches, lz4)",
@@ -83,7 +83,7 @@ class Summary:
 
 # Work done for the execution history (issue 4) is charged to it wherever it happens
 # (its own agent folds results into a Faust table): a frame of it anywhere decides.
-_HISTORY = "execution history (app.history, its table and agent)"
+_HISTORY = "execution history (app.core.history, its table and agent)"
 _HISTORY_FRAMES = ("app/history", "fold_action_results")
 
 

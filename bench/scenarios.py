@@ -18,10 +18,10 @@ import uvloop
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from app.admin import TopicSpec, ensure_topics
-from app.automation_store import apply_automations
-from app.kafka_io import topic_partitions
-from app.models import Automation
+from app.contract.models import Automation
+from app.kafka.admin import TopicSpec, ensure_topics
+from app.kafka.automations import apply_automations
+from app.kafka.clients import topic_partitions
 from app.serialization import loads
 from app.settings import Settings
 from bench import workload

@@ -6,7 +6,7 @@ import copy
 from datetime import UTC, datetime
 from typing import Any
 
-from app.models import Automation, Event, parse_automation, parse_event
+from app.contract.models import Automation, Event, parse_automation, parse_event
 from app.serialization import dumps
 
 __all__ = [

@@ -1,7 +1,7 @@
 """The management API on the worker's web server: automations, dry runs, events, history.
 
-`app.api.views.define_api` registers it; modules here import nothing from Faust's
-worker at import time, so `app.openapi` can use them without a running app.
+`app.api.routes.define_api` registers it; modules here import nothing from Faust's
+worker at import time, so `app.api.openapi` can use them without a running app.
 """
 
 from __future__ import annotations

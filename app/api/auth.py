@@ -7,7 +7,7 @@ import ipaddress
 
 from pydantic import SecretStr
 
-from app.api.errors import ApiError
+from app.api.problems import ApiError
 from app.errors import ConfigError
 from app.settings import Settings
 

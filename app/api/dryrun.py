@@ -14,9 +14,9 @@ from typing import Any
 
 from app.api.events import parse_http_event
 from app.api.examples import example_event
-from app.matching import AutomationIndex, explain
-from app.models import Automation
-from app.pipeline import MemoryAliasStore, Pipeline, SourceInfo
+from app.contract.models import Automation
+from app.core.matching import AutomationIndex, explain
+from app.core.pipeline import MemoryAliasStore, Pipeline, SourceInfo
 from app.serialization import dumps, loads
 from app.settings import Settings
 

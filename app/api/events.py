@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.api.errors import ApiError
+from app.api.problems import ApiError
+from app.contract.models import DeadLetterCode, Event, parse_event
 from app.errors import InvalidEventError
-from app.models import DeadLetterCode, Event, parse_event
 
 __all__ = ["event_error_status", "parse_http_event"]
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from app.models import (
+from app.contract.models import (
     ArtifactCollectionScope,
     Automation,
     EventType,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.api.errors import ApiError
 from app.api.http import ApiView
+from app.api.problems import ApiError
 from app.api.routing import (
     FORWARDED_HEADER,
     SERVED_BY_HEADER,

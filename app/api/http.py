@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from faust.web import View
 
 from app.api.auth import WRITE_METHODS, check_authorization
-from app.api.errors import ApiError
+from app.api.problems import ApiError
 from app.serialization import JSONDecodeError, dumps, loads
 
 if TYPE_CHECKING:
     from app.api.store import AutomationStore
-    from app.history_table import HistoryTable
-    from app.worker import Hookstream
+    from app.stream.history_table import HistoryTable
+    from app.stream.worker import Hookstream
 
 __all__ = ["MAX_BODY_BYTES", "ApiContext", "ApiView", "read_body", "read_object"]
 

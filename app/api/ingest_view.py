@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.api.errors import ApiError
 from app.api.events import parse_http_event
 from app.api.http import ApiView, read_body
+from app.api.problems import ApiError
 
 __all__ = ["EventsView"]
 

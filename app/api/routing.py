@@ -19,7 +19,7 @@ import aiohttp
 from aiokafka.partitioner import DefaultPartitioner
 from yarl import URL
 
-from app.api.errors import ApiError
+from app.api.problems import ApiError
 
 __all__ = [
     "FORWARDED_HEADER",

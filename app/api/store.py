@@ -15,12 +15,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from app.api.errors import ApiError
 from app.api.patch import merge_patch
+from app.api.problems import ApiError
 from app.api.validation import validate_automation
-from app.automation_store import MANAGED_FIELDS, same_spec, spec_json, stamp, stored_json, to_record
-from app.matching import AutomationIndex
-from app.models import Automation
+from app.contract.models import Automation
+from app.core.matching import AutomationIndex
+from app.core.stored import MANAGED_FIELDS, same_spec, spec_json, stamp, stored_json, to_record
 from app.settings import Settings
 
 __all__ = ["AppliedRules", "AutomationStore", "Send", "WriteResult"]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.api.errors import ApiError
-from app.automation_store import MANAGED_FIELDS
+from app.api.problems import ApiError
+from app.contract.models import Automation, KafkaAction, parse_automation
+from app.core.stored import MANAGED_FIELDS
 from app.errors import InvalidAutomationError
-from app.models import Automation, KafkaAction, parse_automation
 from app.settings import Settings
 
 __all__ = ["reserved_topic_errors", "validate_automation"]

@@ -23,7 +23,7 @@ from yarl import URL
 
 from app import __version__
 from app.dispatch.config import DispatchSettings
-from app.dispatch.errors import (
+from app.dispatch.delivery_errors import (
     BlockedAddressError,
     BlockedTargetError,
     DispatchError,

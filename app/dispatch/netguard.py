@@ -28,7 +28,7 @@ from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
 from app.dispatch.config import DispatchSettings
-from app.dispatch.errors import BlockedAddressError, BlockedTargetError, InvalidJobError
+from app.dispatch.delivery_errors import BlockedAddressError, BlockedTargetError, InvalidJobError
 
 __all__ = [
     "METADATA_ADDRESSES",

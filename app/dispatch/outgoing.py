@@ -11,7 +11,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from app.dispatch.errors import ServiceStoppingError
+from app.dispatch.delivery_errors import ServiceStoppingError
 
 __all__ = ["Outgoing", "Publisher", "Sent"]
 

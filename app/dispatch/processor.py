@@ -19,19 +19,19 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from app.contract.models import parse_action_job
+from app.contract.results import ActionResult, DeadLetter, ResultStatus
+from app.core.topics import DispatchTopics
 from app.dispatch.config import DispatchSettings
 from app.dispatch.deliver import deliver
 from app.dispatch.http import WebhookSender, failed_outcome
+from app.dispatch.metrics import DispatchMetrics
 from app.dispatch.outcome import AttemptOutcome, ErrorKind
 from app.dispatch.outgoing import Outgoing, Publisher, Sent
-from app.dispatch.results import ActionResult, DeadLetter, ResultStatus
 from app.dispatch.retry import Decision, Verdict, decide, retry_tier
 from app.dispatch.retry_state import RetryState
 from app.dispatch.secrets import SecretResolver
 from app.dispatch.state import DispatchState
-from app.dispatch.topics import DispatchTopics
-from app.metrics import DispatchMetrics
-from app.models import parse_action_job
 from app.serialization import JSONDecodeError, loads
 
 __all__ = ["JobProcessor", "JobRecord"]

@@ -26,9 +26,9 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 
+from app.contract.results import ResultStatus
 from app.dispatch.config import DispatchSettings
 from app.dispatch.outcome import AttemptOutcome, ErrorKind
-from app.dispatch.results import ResultStatus
 
 __all__ = [
     "RETRYABLE_STATUSES",

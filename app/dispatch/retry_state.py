@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from pydantic import TypeAdapter, ValidationError
 
-from app.dispatch.results import ActionResult
+from app.contract.results import ActionResult
 from app.serialization import JSONDecodeError, dumps, loads
 
 __all__ = [

@@ -6,8 +6,8 @@ import asyncio
 import logging
 import signal
 
+from app.core.topics import DispatchKind
 from app.dispatch.service import Dispatcher
-from app.dispatch.topics import DispatchKind
 from app.settings import Settings
 
 __all__ = ["run_dispatcher"]

@@ -20,7 +20,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from app.dispatch.config import DispatchSettings
-from app.dispatch.errors import InvalidJobError, SecretNotConfiguredError
+from app.dispatch.delivery_errors import InvalidJobError, SecretNotConfiguredError
 from app.dispatch.signing import parse_secrets
 
 __all__ = ["SECRET_NAME_PATTERN", "SecretResolver"]

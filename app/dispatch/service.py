@@ -25,19 +25,19 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import CollectorRegistry
 
-from app.admin import dispatch_topic_specs, ensure_topics
-from app.dispatch.errors import ServiceStoppingError
+from app.core.topics import DispatchKind, dispatch_topics
+from app.dispatch.delivery_errors import ServiceStoppingError
 from app.dispatch.http import WebhookSender
+from app.dispatch.metrics import DispatchMetrics
 from app.dispatch.outgoing import Publisher
 from app.dispatch.partition import FULL, NOT_DUE, AssignedPartition
 from app.dispatch.processor import JobProcessor, JobRecord
 from app.dispatch.retry_state import RetryState
 from app.dispatch.secrets import SecretResolver
 from app.dispatch.state import DispatchState
-from app.dispatch.topics import DispatchKind, dispatch_topics
 from app.dispatch.web import start_web
-from app.kafka_io import RebalanceForwarder, action_producer
-from app.metrics import DispatchMetrics
+from app.kafka.admin import dispatch_topic_specs, ensure_topics
+from app.kafka.clients import RebalanceForwarder, action_producer
 from app.settings import Settings
 
 __all__ = ["Dispatcher"]

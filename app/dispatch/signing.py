@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-from app.dispatch.errors import SignatureVerificationError
+from app.dispatch.delivery_errors import SignatureVerificationError
 from app.serialization import JSONDecodeError, loads
 
 __all__ = [

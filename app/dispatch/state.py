@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from app.contract.results import ResultStatus
 from app.dispatch.outgoing import Outgoing
-from app.dispatch.results import ResultStatus
-from app.dispatch.topics import partitions_of
+from app.kafka.clients import partitions_of
 from app.serialization import JSONDecodeError, dumps, loads
 
 __all__ = ["DispatchState", "GoneEndpoint", "JobStatus"]

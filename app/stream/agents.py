@@ -2,7 +2,7 @@
 
 One Faust agent per event topic (concurrency 1: faust-streaming #606) reads it as raw
 bytes, in ``noack_take`` batches. ``EventPath.handle`` passes each record through
-``app.pipeline`` and queues every job, dead letter, execution-history record and
+``app.core.pipeline`` and queues every job, dead letter, execution-history record and
 alias-pointer change of the batch on the producer; the batch is acknowledged by
 ``app.stream.acks`` once Kafka has acknowledged all of them, in offset order.
 """
@@ -15,11 +15,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from app.history import execution_records
-from app.metrics import WorkerMetrics
-from app.pipeline import Pipeline, ProcessResult
+from app.core.history import execution_records
+from app.core.pipeline import Pipeline, ProcessResult
 from app.stream.acks import OrderedAcks
 from app.stream.aliases import TableAliasPointers
+from app.stream.metrics import WorkerMetrics
 
 __all__ = ["BATCH_MAX", "BATCH_SECONDS", "EventPath", "agent_name", "define_event_agent"]
 

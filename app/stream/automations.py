@@ -21,9 +21,9 @@ from typing import Any
 
 from faust.tables.globaltable import GlobalTable
 
+from app.core.matching import AutomationIndex
+from app.core.pipeline import automation_from_record
 from app.errors import HookstreamError
-from app.matching import AutomationIndex
-from app.pipeline import automation_from_record
 
 __all__ = ["AUTOMATIONS_TABLE", "NamedChangelogGlobalTable", "RuleBook", "define_automations_table"]
 

@@ -9,7 +9,7 @@ topics first and picks uvloop.
 from __future__ import annotations
 
 from app.settings import get_settings
-from app.worker import create_worker
+from app.stream.worker import create_worker
 
 __all__ = ["app", "hookstream"]
 

@@ -3,7 +3,7 @@
 ``faust_settings`` turns Hookstream's Settings into the keyword arguments of
 ``faust.App``. ``LeanMonitor`` is the App's ``Monitor`` setting: Faust's default
 Monitor books every message, stream event, table access and send (counters, deques,
-clock reads, dict lookups), which Hookstream's own Prometheus metrics (app.metrics)
+clock reads, dict lookups), which Hookstream's own Prometheus metrics (app.stream.metrics)
 already cover; the lean one keeps only the rare hooks (commits, rebalances,
 assignments, web requests).
 """

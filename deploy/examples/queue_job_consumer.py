@@ -54,8 +54,14 @@ class JobQueue:
         action = job["action"]
         cursor = self.db.execute(
             "INSERT OR IGNORE INTO queued_jobs VALUES (?, ?, ?, ?, ?, ?)",
-            (job["job_id"], action["queue"], action["job"], json.dumps(action.get("config", {})),
-             job["automation_id"], time.time()),
+            (
+                job["job_id"],
+                action["queue"],
+                action["job"],
+                json.dumps(action.get("config", {})),
+                job["automation_id"],
+                time.time(),
+            ),
         )
         return cursor.rowcount == 1
 
@@ -65,8 +71,9 @@ class JobQueue:
 
     def prune(self, older_than_seconds: float) -> None:
         """Forget job ids older than the dedup window (keep it longer than any replay)."""
-        self.db.execute("DELETE FROM queued_jobs WHERE queued_at < ?",
-                        (time.time() - older_than_seconds,))
+        self.db.execute(
+            "DELETE FROM queued_jobs WHERE queued_at < ?", (time.time() - older_than_seconds,)
+        )
         self.db.commit()
 
 
@@ -79,8 +86,9 @@ def _job(value: bytes | None) -> dict[str, Any] | None:
     if not isinstance(job, dict) or job.get("action_type") != "queue_job":
         return None
     action = job.get("action")
-    if not isinstance(action, dict) or not all(isinstance(action.get(k), str)
-                                               for k in ("queue", "job")):
+    if not isinstance(action, dict) or not all(
+        isinstance(action.get(k), str) for k in ("queue", "job")
+    ):
         return None
     if not isinstance(job.get("job_id"), str) or not isinstance(job.get("automation_id"), str):
         return None
@@ -119,12 +127,23 @@ async def run(args: argparse.Namespace) -> int:
                 for record in records:
                     job = _job(record.value)
                     if job is None:
-                        print(f"skip: not a queue_job at {record.topic}[{record.partition}]"
-                              f"@{record.offset}", file=sys.stderr)
+                        print(
+                            f"skip: not a queue_job at {record.topic}[{record.partition}]"
+                            f"@{record.offset}",
+                            file=sys.stderr,
+                        )
                     elif queue.enqueue(job):
                         queued += 1
-                        print(json.dumps({"queued": job["job_id"], "queue": job["action"]["queue"],
-                                          "job": job["action"]["job"]}), flush=True)
+                        print(
+                            json.dumps(
+                                {
+                                    "queued": job["job_id"],
+                                    "queue": job["action"]["queue"],
+                                    "job": job["action"]["job"],
+                                }
+                            ),
+                            flush=True,
+                        )
                     else:
                         print(f"duplicate: {job['job_id']} already queued", file=sys.stderr)
             queue.commit()

@@ -1,4 +1,4 @@
-"""Every metric the dashboard and the alert rules query is one app/metrics.py defines."""
+"""Every metric the dashboard and the alert rules query is one app/stream/metrics.py defines."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def test_defined_names_come_from_app_metrics() -> None:
 
 
 def test_dashboard_metrics_are_defined() -> None:
-    """Every hookstream_* name in a dashboard query is defined in app/metrics.py."""
+    """Every hookstream_* name in a dashboard query is defined in app/stream/metrics.py."""
     used = _used(dashboard_exprs())
     unknown = {
         name: sorted(where) for name, where in used.items() if name not in defined_metric_names()
@@ -56,7 +56,7 @@ def test_dashboard_metrics_are_defined() -> None:
 
 
 def test_alert_metrics_are_defined() -> None:
-    """Every hookstream_* name in alerts.yml is defined in app/metrics.py."""
+    """Every hookstream_* name in alerts.yml is defined in app/stream/metrics.py."""
     used = _used(rule_exprs())
     unknown = {
         name: sorted(where) for name, where in used.items() if name not in defined_metric_names()

@@ -264,7 +264,8 @@ def defined_metric_names() -> set[str]:
     """Names WorkerMetrics and DispatchMetrics register, as queried (counters with _total)."""
     from prometheus_client import CollectorRegistry
 
-    from app.metrics import DispatchMetrics, WorkerMetrics
+    from app.dispatch.metrics import DispatchMetrics
+    from app.stream.metrics import WorkerMetrics
 
     names: set[str] = set()
     for metrics_class in (WorkerMetrics, DispatchMetrics):

@@ -29,11 +29,12 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.partitioner import murmur2
 
 from app import serialization
-from app.admin import TopicSpec, ensure_topics
-from app.automation_store import apply_automations, stamp
-from app.evaluate import run_evaluate
-from app.kafka_io import topic_partitions
-from app.models import Automation, parse_automation
+from app.contract.models import Automation, parse_automation
+from app.core.evaluate import run_evaluate
+from app.core.stored import stamp
+from app.kafka.admin import TopicSpec, ensure_topics
+from app.kafka.automations import apply_automations
+from app.kafka.clients import topic_partitions
 from app.settings import Settings
 from tests.broker import _local_kafka
 from tests.integration.dispatch_support import Hit, Receiver

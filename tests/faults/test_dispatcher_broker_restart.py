@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 
 from app import serialization
-from app.admin import ensure_topics
+from app.kafka.admin import ensure_topics
 from app.settings import Settings
 from tests.faults.report import Report
 from tests.faults.support import (

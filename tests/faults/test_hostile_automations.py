@@ -16,10 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.automation_store import stamp
-from app.filters import compile_filter
-from app.kafka_io import produce
-from app.models import Automation, parse_automation
+from app.contract.models import Automation, parse_automation
+from app.core.filters import compile_filter
+from app.core.stored import stamp
+from app.kafka.clients import produce
 from app.serialization import dumps, loads
 from app.settings import Settings
 from tests.faults.report import Report

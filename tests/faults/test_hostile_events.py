@@ -23,9 +23,9 @@ from aiokafka.errors import MessageSizeTooLargeError
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from app.kafka_io import produce
-from app.matching import AutomationIndex
-from app.pipeline import MemoryAliasStore, Pipeline, SourceInfo
+from app.core.matching import AutomationIndex
+from app.core.pipeline import MemoryAliasStore, Pipeline, SourceInfo
+from app.kafka.clients import produce
 from app.serialization import dumps
 from app.settings import Settings
 from tests.faults.report import Report
@@ -151,7 +151,7 @@ def test_hostile_messages_all_reach_the_dead_letter_topic_and_good_events_still_
         limit = topic_config(settings_.kafka_bootstrap_servers, topic, "max.message.bytes")
         assert limit == str(settings_.max_record_bytes), (
             f"{topic} was created with max.message.bytes={limit}, not "
-            f"{settings_.max_record_bytes} (app/admin.py topic_specs)"
+            f"{settings_.max_record_bytes} (app/kafka/admin.py topic_specs)"
         )
     seed_value = random.randrange(2**32)
     generated = generate(250, seed_value)

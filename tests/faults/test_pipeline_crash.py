@@ -15,9 +15,10 @@ from typing import Any
 
 from aiohttp import web
 
-from app.admin import ensure_topics
-from app.automation_store import apply_automations, stamp
-from app.models import Automation, parse_automation
+from app.contract.models import Automation, parse_automation
+from app.core.stored import stamp
+from app.kafka.admin import ensure_topics
+from app.kafka.automations import apply_automations
 from app.settings import Settings
 from tests.faults.report import Report
 from tests.faults.support import (

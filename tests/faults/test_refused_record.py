@@ -22,9 +22,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from app import serialization
-from app.admin import TopicSpec, ensure_topics
-from app.automation_store import stamp
-from app.models import Automation, parse_automation
+from app.contract.models import Automation, parse_automation
+from app.core.stored import stamp
+from app.kafka.admin import TopicSpec, ensure_topics
 from app.settings import Settings
 from tests.faults.report import Report
 from tests.faults.support import (

@@ -22,9 +22,9 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from app.automation_store import stamp
-from app.kafka_io import produce, read_to_end
-from app.models import parse_automation
+from app.contract.models import parse_automation
+from app.core.stored import stamp
+from app.kafka.clients import produce, read_to_end
 from app.serialization import dumps, loads
 from app.settings import Settings
 from tests.faults.report import Report

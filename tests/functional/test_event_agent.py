@@ -46,14 +46,14 @@ import pytest
 from faust.types.tuples import TP, ConsumerMessage, RecordMetadata
 from prometheus_client import CollectorRegistry
 
-from app.matching import AutomationIndex
-from app.metrics import WorkerMetrics
-from app.models import DeadLetter, DeadLetterCode, job_id
-from app.pipeline import Pipeline
+from app.contract.models import DeadLetter, DeadLetterCode, job_id
+from app.core.matching import AutomationIndex
+from app.core.pipeline import Pipeline
 from app.serialization import loads
 from app.stream.acks import OrderedAcks
 from app.stream.agents import EventPath, agent_name, define_event_agent
 from app.stream.aliases import TableAliasPointers, define_alias_table
+from app.stream.metrics import WorkerMetrics
 from tests.factories import ACTION_TOPICS, NOW, event_bytes, make_automation, make_event
 
 EVENTS = "registry-events"

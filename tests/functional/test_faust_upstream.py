@@ -27,7 +27,7 @@ import pytest
 from faust.assignor.client_assignment import ClientAssignment
 from faust.assignor.partition_assignor import PartitionAssignor
 
-from app.matching import AutomationIndex
+from app.core.matching import AutomationIndex
 from app.stream.automations import (
     AUTOMATIONS_TABLE,
     NamedChangelogGlobalTable,

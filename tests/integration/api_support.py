@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from app import serialization
-from app.admin import TopicSpec, ensure_topics
+from app.kafka.admin import TopicSpec, ensure_topics
 from app.settings import Settings
 from tests.integration.harness import isolated_settings
 

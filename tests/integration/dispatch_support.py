@@ -22,9 +22,9 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer
 
 from app import serialization
+from app.core.topics import DispatchKind
 from app.dispatch.service import Dispatcher
-from app.dispatch.topics import DispatchKind, partitions_of
-from app.kafka_io import producer
+from app.kafka.clients import partitions_of, producer
 from app.settings import Settings
 from tests.integration.harness import ROOT, isolated_settings, settings_env
 
@@ -148,8 +148,6 @@ def make_settings(bootstrap: str, uid: str, tmp: Path, **dispatch: Any) -> Setti
     return isolated_settings(bootstrap, uid, tmp, topic_partitions=2, dispatch=values)
 
 
-
-
 def make_job(
     url: str,
     *,
@@ -214,8 +212,11 @@ class TopicReader:
     async def start(self) -> TopicReader:
         """Assign every partition and start reading."""
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False,
-            auto_offset_reset="earliest", fetch_max_wait_ms=100,
+            bootstrap_servers=self._bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=100,
         )
         await self._consumer.start()
         tps = await partitions_of(self._bootstrap, [self.topic])
@@ -288,8 +289,13 @@ def dispatch_env(settings: Settings) -> dict[str, str]:
 class DispatcherProcess:
     """`hookstream dispatch <kind>` as a real child process."""
 
-    def __init__(self, settings: Settings, kind: DispatchKind, log_path: Path,
-                 extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        kind: DispatchKind,
+        log_path: Path,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.settings = settings
         self.kind = kind
         self.log_path = log_path
@@ -304,8 +310,15 @@ class DispatcherProcess:
         """Start and wait until /readyz answers 200."""
         with self.log_path.open("ab") as log:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "app.cli", "dispatch", self.kind,
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                sys.executable,
+                "-m",
+                "app.cli",
+                "dispatch",
+                self.kind,
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         deadline = time.monotonic() + seconds
@@ -320,9 +333,10 @@ class DispatcherProcess:
     async def status(self, path: str) -> int | None:
         """HTTP status of a GET, None when nothing answers."""
         try:
-            async with aiohttp.ClientSession() as session, session.get(
-                self.url(path), timeout=aiohttp.ClientTimeout(total=2)
-            ) as response:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(self.url(path), timeout=aiohttp.ClientTimeout(total=2)) as response,
+            ):
                 return response.status
         except (aiohttp.ClientError, OSError, TimeoutError):
             return None
@@ -332,7 +346,8 @@ class DispatcherProcess:
         async with aiohttp.ClientSession() as session, session.get(self.url("/metrics")) as resp:
             text = await resp.text()
         return sum(
-            float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
             if line.startswith((name + "{", name + " "))
         )
 

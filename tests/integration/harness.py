@@ -18,7 +18,7 @@ from typing import Any, Self
 from aiokafka import AIOKafkaConsumer
 
 from app import serialization
-from app.kafka_io import produce, topic_partitions
+from app.kafka.clients import produce, topic_partitions
 from app.settings import Settings
 
 __all__ = [

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from app import serialization
-from app.models import job_id
-from app.openapi import OPENAPI_PATH
+from app.api.openapi import OPENAPI_PATH
+from app.contract.models import job_id
 from app.settings import Settings
 from tests.factories import event_dict
 from tests.integration.api_support import (

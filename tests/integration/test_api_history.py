@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from app.dispatch.results import ActionResult, ResultStatus
-from app.kafka_io import produce
-from app.models import job_id
+from app.contract.models import job_id
+from app.contract.results import ActionResult, ResultStatus
+from app.kafka.clients import produce
 from app.settings import Settings
 from tests.factories import event_dict
 from tests.integration.api_support import (

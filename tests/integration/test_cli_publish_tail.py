@@ -8,8 +8,8 @@ import sys
 from collections.abc import Callable
 
 from app import serialization
-from app.automation_store import apply_automations
-from app.models import parse_automation
+from app.contract.models import parse_automation
+from app.kafka.automations import apply_automations
 from app.settings import Settings
 from tests.integration.harness import ROOT, WorkerProcess, settings_env
 
@@ -48,8 +48,8 @@ def test_publish_from_flags_then_tail_shows_the_job(
                             "type": "webhook",
                             "url": "https://ci.example.com/deploy",
                             "payload": (
-                            '{"model": "${artifact_version_string}", "by": "${event_author}"}'
-                        ),
+                                '{"model": "${artifact_version_string}", "by": "${event_author}"}'
+                            ),
                         },
                     }
                 )

@@ -52,7 +52,8 @@ async def test_fast_job_behind_slow_ones_is_not_blocked(
             started = time.monotonic()
             await produce_jobs(settings, settings.webhook_topic, [fast])
             await results.wait(
-                lambda v: any(r["job_id"] == fast["job_id"] and r["final"] for r in v))
+                lambda v: any(r["job_id"] == fast["job_id"] and r["final"] for r in v)
+            )
             fast_done = time.monotonic() - started
             slow_answered = [h.status for h in receiver.on("/slow")]
             await receiver.wait_for(lambda: all(h.status for h in receiver.on("/slow")), 10)

@@ -41,7 +41,11 @@ async def test_sigkill_mid_retry_then_restart(
 
     receiver = await Receiver(handlers={"/retry": retry, "/slow": slow}).start()
     settings = make_settings(
-        kafka_bootstrap, uid, tmp_path, timeout_seconds=30.0, backoff_max_seconds=0.5,
+        kafka_bootstrap,
+        uid,
+        tmp_path,
+        timeout_seconds=30.0,
+        backoff_max_seconds=0.5,
         max_attempts=100,
     )
     # Same key: the slow job's offset is below the fast ones, so their commit is held back.
@@ -57,9 +61,11 @@ async def test_sigkill_mid_retry_then_restart(
         await produce_jobs(settings, settings.webhook_topic, [slow_job, *fast])
         await produce_jobs(settings, settings.webhook_topic, retrying)
         await receiver.wait_for(
-            lambda: len(receiver.on("/slow")) == 1
-            and all(_two_xx(receiver.for_id(j["job_id"])) for j in fast)
-            and all(len(receiver.for_id(j["job_id"])) >= 2 for j in retrying)
+            lambda: (
+                len(receiver.on("/slow")) == 1
+                and all(_two_xx(receiver.for_id(j["job_id"])) for j in fast)
+                and all(len(receiver.for_id(j["job_id"])) >= 2 for j in retrying)
+            )
         )
         await first.kill()
         before = {j["job_id"]: len(receiver.for_id(j["job_id"])) for j in jobs}
@@ -70,7 +76,8 @@ async def test_sigkill_mid_retry_then_restart(
         results = await TopicReader(settings, settings.action_results_topic).start()
         finished = {j["job_id"] for j in jobs}
         await results.wait(
-            lambda v: finished <= {r["job_id"] for r in v if r["status"] == "FINISHED"}, 40)
+            lambda v: finished <= {r["job_id"] for r in v if r["status"] == "FINISHED"}, 40
+        )
         await asyncio.sleep(1.5)  # longer than the largest retry tier: late duplicates show
         skipped = await second.metric("hookstream_duplicate_jobs_skipped_total")
         after = {j["job_id"]: len(receiver.for_id(j["job_id"])) for j in jobs}
@@ -86,12 +93,17 @@ async def test_sigkill_mid_retry_then_restart(
         await receiver.close()
 
     posts_after_success = {
-        j["job_id"]: sum(1 for h in receiver.for_id(j["job_id"])
-                         if h.at > _two_xx(receiver.for_id(j["job_id"]))[0].at)
+        j["job_id"]: sum(
+            1
+            for h in receiver.for_id(j["job_id"])
+            if h.at > _two_xx(receiver.for_id(j["job_id"]))[0].at
+        )
         for j in jobs
     }
-    print(f"\nPOSTs per job at kill: {list(before.values())}; at end: {list(after.values())}; "
-          f"duplicates skipped after restart: {skipped:g}")
+    print(
+        f"\nPOSTs per job at kill: {list(before.values())}; at end: {list(after.values())}; "
+        f"duplicates skipped after restart: {skipped:g}"
+    )
     assert all(len(_two_xx(receiver.for_id(j["job_id"]))) == 1 for j in jobs)  # none lost
     assert posts_after_success == {j["job_id"]: 0 for j in jobs}
     assert [after[j["job_id"]] for j in fast] == [1, 1, 1, 1]

@@ -21,16 +21,26 @@ async def test_notification_posts_slack_message(
     """A notification job becomes an incoming-webhook message with severity colour and link."""
     receiver = await Receiver().start()
     settings = make_settings(
-        kafka_bootstrap, uid, tmp_path,
+        kafka_bootstrap,
+        uid,
+        tmp_path,
         artifact_url_template="https://wandb.ai/${entity_name}/${project_name}/artifacts/"
         "${artifact_type}/${artifact_collection_name}/${artifact_version}",
     )
     job = make_job("unused", automation_id="notify-prod")
     job["action_type"] = "notification"
-    job["action"] = {"channel": "ML_ALERTS", "title": "Promoted <v3>",
-                     "message": "by *alice*", "severity": "ERROR"}
-    job["event"] = {"event_type": "ADD_ARTIFACT_ALIAS", "entity": "acme", "project": "vision",
-                    "artifact": {"collection": "mnist", "type": "model", "version": 3}}
+    job["action"] = {
+        "channel": "ML_ALERTS",
+        "title": "Promoted <v3>",
+        "message": "by *alice*",
+        "severity": "ERROR",
+    }
+    job["event"] = {
+        "event_type": "ADD_ARTIFACT_ALIAS",
+        "entity": "acme",
+        "project": "vision",
+        "artifact": {"collection": "mnist", "type": "model", "version": 3},
+    }
     env = {"HOOKSTREAM_SECRET_ML_ALERTS": receiver.url("/services/T0/B0/xyz")}
     try:
         async with dispatcher(settings, "notification", environ=env):

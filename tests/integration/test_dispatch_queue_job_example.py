@@ -7,7 +7,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from app.admin import ensure_topics
+from app.kafka.admin import ensure_topics
 from app.settings import Settings
 from tests.integration.dispatch_support import make_job, make_settings, produce_jobs
 from tests.integration.harness import ROOT
@@ -18,10 +18,20 @@ EXAMPLE = ROOT / "deploy" / "examples" / "queue_job_consumer.py"
 async def _run_example(settings: Settings, db: Path, group: str) -> tuple[list[str], str]:
     """Run the example until idle; its stdout lines and stderr."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(EXAMPLE), "--bootstrap", settings.kafka_bootstrap_servers,
-        "--topic", settings.queue_job_topic, "--group", group, "--db", str(db),
-        "--idle-timeout", "1.5",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        str(EXAMPLE),
+        "--bootstrap",
+        settings.kafka_bootstrap_servers,
+        "--topic",
+        settings.queue_job_topic,
+        "--group",
+        group,
+        "--db",
+        str(db),
+        "--idle-timeout",
+        "1.5",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     async with asyncio.timeout(60):
         out, err = await proc.communicate()
@@ -53,7 +63,8 @@ async def test_example_consumer_queues_each_job_once(
 
     assert sorted(lines) == sorted(
         f'{{"queued": "{j["job_id"]}", "queue": "gpu", "job": "acme/eval:latest"}}'
-        for j in (first, second))
+        for j in (first, second)
+    )
     assert f"duplicate: {first['job_id']} already queued" in err
     assert rerun == []
     assert replay == []

@@ -38,8 +38,11 @@ def standard_signature_ok(key: bytes, headers: dict[str, str], body: bytes) -> b
         return False
     mac = hmac.new(key, msg_id.encode() + b"." + timestamp.encode() + b"." + body, "sha256")
     expected = base64.b64encode(mac.digest())
-    offered = [s.split(",", 1)[1].encode() for s in headers["webhook-signature"].split(" ")
-               if s.startswith("v1,")]
+    offered = [
+        s.split(",", 1)[1].encode()
+        for s in headers["webhook-signature"].split(" ")
+        if s.startswith("v1,")
+    ]
     return any(hmac.compare_digest(expected, sig) for sig in offered)
 
 
@@ -96,8 +99,7 @@ async def test_signatures_verified_by_independent_code(
         finally:
             await results.close()
     checks = receiver.checks  # type: ignore[attr-defined]
-    assert checks == [
-        {"new": True, "old": True, "tampered": False, "wandb": True, "bearer": True}]
+    assert checks == [{"new": True, "old": True, "tampered": False, "wandb": True, "bearer": True}]
     assert values[-1]["status"] == "FINISHED"
     assert len(receiver.hits[0].headers["webhook-signature"].split(" ")) == 2
     assert TOKEN not in str(values)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from app.kafka_io import produce
+from app.kafka.clients import produce
 from app.settings import Settings
 from tests.integration.dispatch_support import (
     Receiver,
@@ -147,7 +147,8 @@ async def test_retry_after_is_honoured(
     assert 1.0 <= gap < 3.0, gap
     retrying = values[1]
     waited = datetime.fromisoformat(retrying["next_attempt_at"]) - datetime.fromisoformat(
-        retrying["at"])
+        retrying["at"]
+    )
     assert waited.total_seconds() >= 1.0
     headers = dict(retries.records[0][2])
     assert headers["hookstream-attempts"] == b"1"
@@ -185,10 +186,14 @@ async def test_timeouts_retried_then_dead_lettered(
             await dlq.close()
     ok = _of(values, recovers)
     assert [(v["status"], v["error_kind"]) for v in ok[1:]] == [
-        ("RETRYING", "timeout"), ("FINISHED", "none")]
+        ("RETRYING", "timeout"),
+        ("FINISHED", "none"),
+    ]
     bad = _of(values, never)
     assert [(v["status"], v["error_kind"]) for v in bad[1:]] == [
-        ("RETRYING", "timeout"), ("FAILED", "timeout")]
+        ("RETRYING", "timeout"),
+        ("FAILED", "timeout"),
+    ]
     assert len(letters) == 1
     assert letters[0]["job"]["job_id"] == never["job_id"]
     assert [a["error_kind"] for a in letters[0]["attempts"]] == ["timeout", "timeout"]
@@ -226,7 +231,8 @@ async def test_gone_410_marks_endpoint_until_revision_changes(
     assert (skipped["status"], skipped["error_kind"]) == ("FAILED", "endpoint_gone")
     assert _of(values, new_rev)[-1]["status"] == "FINISHED"
     assert sorted(letter["job"]["job_id"] for letter in letters) == sorted(
-        [first["job_id"], same_rev["job_id"]])
+        [first["job_id"], same_rev["job_id"]]
+    )
 
 
 async def test_bad_request_400_not_retried(
@@ -291,8 +297,11 @@ async def test_invalid_jobs_are_dead_lettered(
         dlq = await TopicReader(settings, settings.actions_dlq_topic).start()
         try:
             await produce_jobs(settings, settings.webhook_topic, [broken])
-            await produce(settings.kafka_bootstrap_servers, settings.webhook_topic,
-                          [(b"raw", b"\xffnot json")])
+            await produce(
+                settings.kafka_bootstrap_servers,
+                settings.webhook_topic,
+                [(b"raw", b"\xffnot json")],
+            )
             letters = await dlq.wait(lambda v: len(v) >= 2)
         finally:
             await dlq.close()

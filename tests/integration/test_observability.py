@@ -10,10 +10,10 @@ from pathlib import Path
 from aiohttp import web
 
 from app import serialization
-from app.admin import dispatch_topic_specs, ensure_topics
-from app.automation_store import apply_automations
-from app.kafka_io import produce
-from app.models import parse_automation
+from app.contract.models import parse_automation
+from app.kafka.admin import dispatch_topic_specs, ensure_topics
+from app.kafka.automations import apply_automations
+from app.kafka.clients import produce
 from app.settings import Settings
 from tests.deploy.tools import (
     dashboard_exprs,
@@ -78,13 +78,26 @@ def _automations(receiver: Receiver) -> list[object]:
     """Webhook automations on CREATE_ARTIFACT posting to the receiver's /ok and /fail."""
     base = {
         "event": "CREATE_ARTIFACT",
-        "scope": {"type": "artifact_collection", "entity": "acme", "project": "vision",
-                  "collection": "mnist"},
+        "scope": {
+            "type": "artifact_collection",
+            "entity": "acme",
+            "project": "vision",
+            "collection": "mnist",
+        },
     }
     return [
-        parse_automation({**base, "id": f"hook-{path.strip('/')}", "name": path,
-                          "action": {"type": "webhook", "url": receiver.url(path),
-                                     "payload": '{"v": "${artifact_version}"}'}})
+        parse_automation(
+            {
+                **base,
+                "id": f"hook-{path.strip('/')}",
+                "name": path,
+                "action": {
+                    "type": "webhook",
+                    "url": receiver.url(path),
+                    "payload": '{"v": "${artifact_version}"}',
+                },
+            }
+        )
         for path in ("/ok", "/fail")
     ]
 
@@ -105,8 +118,13 @@ async def test_dashboard_and_alert_metrics_are_scraped_and_queried_by_a_real_pro
         await asyncio.to_thread(worker.start)
         await dispatcher.start()
         events = [
-            event_dict(event_id=f"obs-{i}", event_type="CREATE_ARTIFACT", project="vision",
-                       registry=None, artifact={"collection": "mnist", "version": i})
+            event_dict(
+                event_id=f"obs-{i}",
+                event_type="CREATE_ARTIFACT",
+                project="vision",
+                registry=None,
+                artifact={"collection": "mnist", "version": i},
+            )
             for i in range(3)
         ]
         records: list[tuple[bytes | None, bytes | None]] = [
@@ -142,11 +160,18 @@ scrape_configs:
         with run_prometheus(config, port, tmp_path / "prometheus") as prom:
             # Traffic keeps flowing so rate() has two samples with a difference.
             for i in range(3, 8):
-                event = event_dict(event_id=f"obs-{i}", event_type="CREATE_ARTIFACT",
-                                   project="vision", registry=None,
-                                   artifact={"collection": "mnist", "version": i})
-                await produce(kafka_bootstrap, settings.artifact_events_topic,
-                              [(b"acme/vision/mnist", serialization.dumps(event))])
+                event = event_dict(
+                    event_id=f"obs-{i}",
+                    event_type="CREATE_ARTIFACT",
+                    project="vision",
+                    registry=None,
+                    artifact={"collection": "mnist", "version": i},
+                )
+                await produce(
+                    kafka_bootstrap,
+                    settings.artifact_events_topic,
+                    [(b"acme/vision/mnist", serialization.dumps(event))],
+                )
                 await asyncio.sleep(1.0)
             for promql in MAIN_QUERIES:
                 result = await asyncio.to_thread(query_until, prom.port, promql, timeout=30)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from app.admin import TopicSpec, check_automations_topic, ensure_topics
 from app.errors import ConfigError
+from app.kafka.admin import TopicSpec, check_automations_topic, ensure_topics
 from tests.integration.harness import isolated_settings
 
 

@@ -12,10 +12,10 @@ import pytest
 import yaml
 
 from app import serialization
-from app.automation_store import apply_automations, delete_automation
-from app.evaluate import run_evaluate
-from app.loader import load_automations
-from app.models import Automation, parse_automation
+from app.contract.models import Automation, parse_automation
+from app.core.evaluate import run_evaluate
+from app.core.loader import load_automations
+from app.kafka.automations import apply_automations, delete_automation
 from app.settings import Settings
 from tests.factories import event_dict
 from tests.integration.harness import WorkerProcess, consume, produce_events

@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.errors import InvalidAutomationError
-from app.models import (
+from app.contract.models import (
     JOB_ID_NAMESPACE,
     ArtifactCollectionScope,
     EventType,
@@ -20,6 +19,7 @@ from app.models import (
     job_id,
     parse_automation,
 )
+from app.errors import InvalidAutomationError
 from tests.factories import make_automation, merge
 
 BASE: dict[str, Any] = {

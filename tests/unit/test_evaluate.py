@@ -6,8 +6,8 @@ import io
 from datetime import UTC, datetime
 from pathlib import Path
 
-from app.evaluate import run_evaluate
-from app.models import parse_action_job
+from app.contract.models import parse_action_job
+from app.core.evaluate import run_evaluate
 from app.serialization import loads
 from app.settings import Settings
 from tests.factories import event_bytes

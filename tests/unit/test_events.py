@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.contract.models import DeadLetterCode, Event, EventType, parse_event
 from app.errors import InvalidEventError
-from app.models import DeadLetterCode, Event, EventType, parse_event
 from app.serialization import dumps
 from tests.factories import event_bytes, event_dict, make_event
 

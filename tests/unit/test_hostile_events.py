@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.matching import AutomationIndex
-from app.models import MAX_EVENT_DEPTH, DeadLetter, DeadLetterCode, parse_action_job
-from app.pipeline import MemoryAliasStore, Pipeline, ProcessResult, SourceInfo
+from app.contract.models import MAX_EVENT_DEPTH, DeadLetter, DeadLetterCode, parse_action_job
+from app.core.matching import AutomationIndex
+from app.core.pipeline import MemoryAliasStore, Pipeline, ProcessResult, SourceInfo
 from app.serialization import dumps, loads
 from tests.factories import ACTION_TOPICS, NOW, event_bytes, event_dict, make_automation
 

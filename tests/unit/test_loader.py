@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from app.core.loader import iter_event_lines, load_automations, load_events
 from app.errors import InvalidAutomationError, InvalidEventError
-from app.loader import iter_event_lines, load_automations, load_events
 from app.serialization import dumps
 from tests.factories import event_bytes
 

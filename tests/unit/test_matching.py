@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.contract.models import Automation
+from app.core.matching import AutomationIndex, CompiledAutomation, explain
 from app.errors import InvalidAutomationError
-from app.matching import AutomationIndex, CompiledAutomation, explain
-from app.models import Automation
 from tests.factories import make_automation, make_event
 
 REGISTRY = {"type": "registry", "entity": "acme", "registry": "model"}

@@ -8,22 +8,22 @@ from typing import Any
 
 import pytest
 
-from app.errors import ConfigError, InvalidAutomationError
-from app.matching import AutomationIndex
-from app.models import (
+from app.contract.models import (
     DeadLetter,
     DeadLetterCode,
     WebhookActionJob,
     job_id,
     parse_action_job,
 )
-from app.pipeline import (
+from app.core.matching import AutomationIndex
+from app.core.pipeline import (
     MemoryAliasStore,
     Pipeline,
     SourceInfo,
     automation_from_record,
     update_alias_pointers,
 )
+from app.errors import ConfigError, InvalidAutomationError
 from app.serialization import dumps, loads
 from tests.factories import ACTION_TOPICS, event_bytes, event_dict, make_automation, make_event
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from app.loader import iter_event_lines, load_automations
-from app.models import DeadLetter, Event, parse_event
-from app.schemas import SCHEMAS, check_schemas, export_schemas, render_schemas
+from app.contract.models import DeadLetter, Event, parse_event
+from app.contract.schemas import SCHEMAS, check_schemas, export_schemas, render_schemas
+from app.core.loader import iter_event_lines, load_automations
 from app.serialization import loads
 
 ROOT = Path(__file__).resolve().parents[2]

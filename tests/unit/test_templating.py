@@ -8,15 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.errors import TemplateError, UnknownVariableError
-from app.serialization import loads
-from app.templating import (
+from app.core.templating import (
     VARIABLES,
     compile_template,
     compile_tree,
     sample_variables,
     template_variables,
 )
+from app.errors import TemplateError, UnknownVariableError
+from app.serialization import loads
 from tests.factories import make_event
 
 SOURCE = {"entity": "acme", "project": "vision", "collection": "mnist", "version": 7}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from app.matching import AutomationIndex
-from app.metrics import WorkerMetrics
-from app.pipeline import MemoryAliasStore, Pipeline, SourceInfo
+from app.core.matching import AutomationIndex
+from app.core.pipeline import MemoryAliasStore, Pipeline, SourceInfo
+from app.stream.metrics import WorkerMetrics
 from tests.factories import event_bytes, make_automation
 
 TOPICS = {"webhook": "w", "notification": "n", "queue_job": "q"}

@@ -6,7 +6,7 @@ import pytest
 from pydantic import SecretStr
 
 from app.api.auth import check_authorization, check_safe_bind, is_loopback
-from app.api.errors import ApiError
+from app.api.problems import ApiError
 from app.errors import ConfigError
 from app.settings import Settings
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from app.api.dryrun import dry_run
-from app.api.errors import ApiError
-from app.matching import AutomationIndex
-from app.pipeline import MemoryAliasStore, Pipeline, SourceInfo
+from app.api.problems import ApiError
+from app.core.matching import AutomationIndex
+from app.core.pipeline import MemoryAliasStore, Pipeline, SourceInfo
 from app.serialization import loads
 from app.settings import Settings
 from tests.factories import NOW, event_bytes, make_automation

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from app.api.examples import example_event, registry_project
-from app.matching import explain
-from app.models import parse_event
+from app.contract.models import parse_event
+from app.core.matching import explain
 from app.serialization import dumps
 from tests.factories import NOW, make_automation
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from app.api.errors import ApiError
-from app.api.filters import AutomationQuery, parse_query, select
-from app.models import Automation, EventType
+from app.api.problems import ApiError
+from app.api.query import AutomationQuery, parse_query, select
+from app.contract.models import Automation, EventType
 from tests.factories import make_automation
 
 REGISTRY = {"type": "registry", "entity": "acme", "registry": "model"}

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from app.dispatch.results import ActionResult, ResultStatus
-from app.history import (
+from app.contract.results import ActionResult, ResultStatus
+from app.core.history import (
     EVENT_TYPE_HEADER,
     ORIGIN_HEADER,
     REVISION_HEADER,
@@ -18,10 +18,10 @@ from app.history import (
     execution_records,
     read_result,
 )
-from app.history_table import fold_chunk
-from app.matching import AutomationIndex
-from app.pipeline import MemoryAliasStore, Pipeline, SourceInfo
+from app.core.matching import AutomationIndex
+from app.core.pipeline import MemoryAliasStore, Pipeline, SourceInfo
 from app.serialization import dumps, loads
+from app.stream.history_table import fold_chunk
 from tests.factories import event_bytes, make_automation
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from app.api.views import _ROUTES
-from app.openapi import OPENAPI_PATH, build_openapi, check_openapi, openapi_bytes
+from app.api.openapi import OPENAPI_PATH, build_openapi, check_openapi, openapi_bytes
+from app.api.routes import _ROUTES
 from app.serialization import loads
 
 

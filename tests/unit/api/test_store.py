@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from app.api.errors import ApiError
+from app.api.problems import ApiError
 from app.api.store import AutomationStore
-from app.matching import AutomationIndex
+from app.core.matching import AutomationIndex
 from app.settings import Settings
 from app.stream.automations import RuleBook
 

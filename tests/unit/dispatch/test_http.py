@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from app.dispatch.config import DispatchSettings
-from app.dispatch.errors import BlockedAddressError
+from app.dispatch.delivery_errors import BlockedAddressError
 from app.dispatch.http import USER_AGENT, WebhookSender, prepare_webhook
 from app.dispatch.outcome import ErrorKind
 from app.dispatch.retry import Verdict, classify

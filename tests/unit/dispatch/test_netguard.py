@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from app.dispatch.config import DispatchSettings
-from app.dispatch.errors import BlockedAddressError, BlockedTargetError, InvalidJobError
+from app.dispatch.delivery_errors import BlockedAddressError, BlockedTargetError, InvalidJobError
 from app.dispatch.netguard import GuardedResolver, NetworkPolicy, address_category, check_url
 from tests.unit.dispatch.fakes import FakeResolver
 

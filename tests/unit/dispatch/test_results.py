@@ -6,9 +6,9 @@ import random
 from datetime import UTC, datetime
 from typing import Any
 
+from app.contract.results import ActionResult, DeadLetter, ResultStatus
 from app.dispatch.config import DispatchSettings
 from app.dispatch.outcome import AttemptOutcome, ErrorKind
-from app.dispatch.results import ActionResult, DeadLetter, ResultStatus
 from app.dispatch.retry import decide
 from app.serialization import loads
 

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from app.contract.results import ResultStatus
 from app.dispatch.config import DispatchSettings
 from app.dispatch.outcome import AttemptOutcome, ErrorKind
-from app.dispatch.results import ResultStatus
 from app.dispatch.retry import (
     Verdict,
     backoff_ceiling,

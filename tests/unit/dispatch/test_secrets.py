@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from app.dispatch.config import DispatchSettings
-from app.dispatch.errors import InvalidJobError, SecretNotConfiguredError
+from app.dispatch.delivery_errors import InvalidJobError, SecretNotConfiguredError
 from app.dispatch.secrets import SecretResolver
 
 

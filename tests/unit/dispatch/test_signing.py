@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.dispatch.errors import SignatureVerificationError
+from app.dispatch.delivery_errors import SignatureVerificationError
 from app.dispatch.signing import (
     decode_secret,
     main_verify,

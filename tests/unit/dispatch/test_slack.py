@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 
 from app.dispatch.deliver import deliver
-from app.dispatch.errors import InvalidJobError
+from app.dispatch.delivery_errors import InvalidJobError
 from app.dispatch.http import WebhookSender
 from app.dispatch.outcome import ErrorKind
 from app.dispatch.retry import Verdict, classify

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from app.automation_store import to_record
-from app.matching import AutomationIndex
+from app.core.matching import AutomationIndex
+from app.core.stored import to_record
 from app.stream.automations import RuleBook
 from tests.factories import make_automation
 

@@ -1,0 +1,86 @@
+"""Request and response bodies of the API as pydantic models, for the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.contract.models import Automation, Event
+
+__all__ = [
+    "AdHocDryRun",
+    "AutomationList",
+    "DryRun",
+    "DryRunResult",
+    "ErrorBody",
+    "EventAccepted",
+    "FieldError",
+]
+
+
+class FieldError(BaseModel):
+    """One refused field: its dotted path and why."""
+
+    field: str = Field(description="dotted path, e.g. action.url or scope.type; '' for the body")
+    reason: str
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx answer."""
+
+    error: str = Field(description="what went wrong, for people")
+    status: int
+    errors: list[FieldError] | None = Field(default=None, description="422: every bad field")
+
+
+class AutomationList(BaseModel):
+    """GET /automations."""
+
+    items: list[Automation]
+    count: int
+
+
+class DryRun(BaseModel):
+    """POST /automations/{id}/test; without `event` a typed example event is generated."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event: Event | None = None
+
+
+class AdHocDryRun(BaseModel):
+    """POST /automations/test: an automation that need not exist, and an optional event."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    automation: Automation
+    event: Event | None = None
+
+
+class DryRunResult(BaseModel):
+    """Whether the automation fires for the event, why not, and the job it renders."""
+
+    automation_id: str
+    matched: bool
+    reasons: list[str] = Field(
+        description="every reason it does not fire: disabled, event type, each scope part, "
+        "each failing filter clause with the values compared; empty when matched"
+    )
+    job: dict[str, Any] | None = Field(
+        description="the action job the workers would emit (rendered by the same Pipeline); "
+        "for a disabled automation, the job it would emit once enabled"
+    )
+    topic: str | None = Field(description="where the job would be produced")
+    notes: list[str] = Field(description="why a match emits nothing (no_op, reserved topic)")
+    event: dict[str, Any] = Field(description="the event used, as received or generated")
+    event_generated: bool
+
+
+class EventAccepted(BaseModel):
+    """POST /events: where the event was written."""
+
+    event_id: str
+    topic: str
+    partition: int
+    offset: int

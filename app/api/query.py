@@ -1,0 +1,107 @@
+"""Query parameters of GET /automations: parsed strictly, applied to the rule book's list."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from app.api.problems import ApiError
+from app.contract.models import Automation, EventType
+
+__all__ = ["LIST_PARAMETERS", "AutomationQuery", "parse_query", "select"]
+
+LIST_PARAMETERS: dict[str, str] = {
+    "event": "event type (LINK_MODEL is read as LINK_ARTIFACT)",
+    "scope_type": "project, registry or artifact_collection",
+    "entity": "scope entity",
+    "project": "scope project (project scopes and project collections)",
+    "registry": "scope registry (registry scopes and registered models)",
+    "collection": "scope collection (artifact_collection scopes)",
+    "action_type": "webhook, notification, queue_job, kafka or no_op",
+    "enabled": "true or false",
+}
+
+_SCOPE_TYPES = frozenset({"project", "registry", "artifact_collection"})
+_ACTION_TYPES = frozenset({"webhook", "notification", "queue_job", "kafka", "no_op"})
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+@dataclass(frozen=True, slots=True)
+class AutomationQuery:
+    """Every filter of a list request; None means "any"."""
+
+    event: EventType | None = None
+    scope_type: str | None = None
+    entity: str | None = None
+    project: str | None = None
+    registry: str | None = None
+    collection: str | None = None
+    action_type: str | None = None
+    enabled: bool | None = None
+
+
+def _one_of(name: str, value: str, allowed: Iterable[str]) -> str:
+    choices = sorted(allowed)
+    if value not in choices:
+        raise ApiError(
+            400, f"query parameter {name}={value!r}: expected one of {', '.join(choices)}"
+        )
+    return value
+
+
+def parse_query(params: Mapping[str, str]) -> AutomationQuery:
+    """Read the query string; raises ApiError 400 naming an unknown parameter or bad value."""
+    unknown = sorted(set(params) - set(LIST_PARAMETERS))
+    if unknown:
+        raise ApiError(
+            400,
+            f"unknown query parameter {', '.join(unknown)}; known: {', '.join(LIST_PARAMETERS)}",
+        )
+    event: EventType | None = None
+    if "event" in params:
+        raw = "LINK_ARTIFACT" if params["event"] == "LINK_MODEL" else params["event"]
+        event = EventType(_one_of("event", raw, (t.value for t in EventType)))
+    enabled: bool | None = None
+    if "enabled" in params:
+        flag = params["enabled"].lower()
+        if flag not in _BOOLEANS:
+            raise ApiError(
+                400, f"query parameter enabled={params['enabled']!r}: expected true or false"
+            )
+        enabled = _BOOLEANS[flag]
+    scope_type = params.get("scope_type")
+    if scope_type is not None:
+        _one_of("scope_type", scope_type, _SCOPE_TYPES)
+    action_type = params.get("action_type")
+    if action_type is not None:
+        _one_of("action_type", action_type, _ACTION_TYPES)
+    return AutomationQuery(
+        event=event,
+        scope_type=scope_type,
+        entity=params.get("entity"),
+        project=params.get("project"),
+        registry=params.get("registry"),
+        collection=params.get("collection"),
+        action_type=action_type,
+        enabled=enabled,
+    )
+
+
+def _keeps(query: AutomationQuery, automation: Automation) -> bool:
+    scope = automation.scope
+    checks: tuple[tuple[object, object], ...] = (
+        (query.event, automation.event),
+        (query.scope_type, scope.type),
+        (query.entity, scope.entity),
+        (query.project, getattr(scope, "project", None)),
+        (query.registry, getattr(scope, "registry", None)),
+        (query.collection, getattr(scope, "collection", None)),
+        (query.action_type, automation.action.type),
+        (query.enabled, automation.enabled),
+    )
+    return all(wanted is None or wanted == actual for wanted, actual in checks)
+
+
+def select(automations: Iterable[Automation], query: AutomationQuery) -> list[Automation]:
+    """The automations every filter keeps, by id."""
+    return sorted((a for a in automations if _keeps(query, a)), key=lambda a: a.id)

@@ -1,0 +1,284 @@
+"""The `hookstream` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from app import serialization
+from app.cli.api_commands import add_api_commands
+from app.errors import HookstreamError
+from app.settings import Settings
+
+__all__ = ["main"]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run the event worker in the foreground."""
+    from app.stream.worker import run_worker
+
+    settings = _settings()
+    if args.port is not None:
+        settings = settings.model_copy(update={"web_port": args.port})
+    run_worker(settings)
+    return 0
+
+
+def cmd_dispatch(args: argparse.Namespace) -> int:
+    """Run a webhook or notification dispatcher in the foreground."""
+    from app.dispatch.run import run_dispatcher
+
+    settings = _settings()
+    if args.port is not None:
+        settings = settings.model_copy(update={"web_port": args.port})
+    return run_dispatcher(settings, args.kind)
+
+
+def cmd_topics_create(args: argparse.Namespace) -> int:
+    """Create every topic of the contract (existing ones are left alone)."""
+    from app.kafka.admin import ensure_topics
+
+    created = asyncio.run(ensure_topics(_settings()))
+    print(f"created: {', '.join(created)}" if created else "all topics exist")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Offline evaluation: automations x events -> action jobs on stdout."""
+    from app.core.evaluate import run_evaluate
+
+    return run_evaluate(Path(args.automations), Path(args.events), sys.stdout, sys.stderr)
+
+
+def cmd_schemas(args: argparse.Namespace) -> int:
+    """Export or check the JSON Schemas of every topic payload."""
+    from app.contract.schemas import check_schemas, export_schemas
+
+    directory = Path(args.dir)
+    if args.action == "check":
+        stale = check_schemas(directory)
+        for name in stale:
+            print(f"stale or missing: {directory / name}", file=sys.stderr)
+        return 1 if stale else 0
+    for path in export_schemas(directory):
+        print(path)
+    return 0
+
+
+def _event_from_flags(args: argparse.Namespace) -> dict[str, Any]:
+    metadata: dict[str, Any] = {}
+    for item in args.metadata or []:
+        key, _, raw = item.partition("=")
+        try:
+            metadata[key] = serialization.loads(raw)
+        except serialization.JSONDecodeError:
+            metadata[key] = raw
+    event: dict[str, Any] = {
+        "event_id": str(uuid.uuid4()),
+        "event_type": args.type,
+        "occurred_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "entity": args.entity,
+        "project": args.project,
+        "artifact": {
+            "collection": args.collection,
+            "type": args.artifact_type,
+            "version": args.version,
+            "digest": args.digest,
+            "aliases": args.aliases or ([args.alias] if args.alias else []),
+            "tags": args.tags or [],
+            "metadata": metadata,
+        },
+    }
+    for field in ("author", "registry", "alias"):
+        if getattr(args, field):
+            event[field] = getattr(args, field)
+    if args.type in ("LINK_ARTIFACT", "LINK_MODEL"):
+        entity, _, rest = (
+            args.source or f"{args.entity}/{args.project}/{args.collection}:v{args.version}"
+        ).partition("/")
+        project, _, rest = rest.partition("/")
+        collection, _, version = rest.partition(":v")
+        event["source"] = {
+            "entity": entity,
+            "project": project,
+            "collection": collection,
+            "version": int(version or 0),
+        }
+    return event
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    """Publish events (a JSON file, JSON lines, or one built from flags)."""
+    from app.contract.models import parse_event
+    from app.kafka.clients import produce
+
+    settings = _settings()
+    if args.file:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+        stripped = text.strip()
+        try:
+            if stripped.startswith("["):
+                raws = [serialization.dumps(e) for e in serialization.loads(stripped)]
+            elif "\n" in stripped and not stripped.startswith("{\n"):
+                raws = [line.encode() for line in stripped.splitlines() if line.strip()]
+            else:
+                raws = [serialization.dumps(serialization.loads(stripped))]
+        except serialization.JSONDecodeError as exc:
+            if not args.raw:
+                print(f"invalid event: {args.file} is not valid JSON ({exc})", file=sys.stderr)
+                return 1
+            raws = [stripped.encode()]
+    else:
+        if not (args.type and args.entity and args.project and args.collection):
+            print(
+                "publish needs FILE, or --type, --entity, --project and --collection",
+                file=sys.stderr,
+            )
+            return 2
+        raws = [serialization.dumps(_event_from_flags(args))]
+    by_topic: dict[str, list[tuple[bytes | None, bytes | None]]] = {}
+    for raw in raws:
+        try:
+            event, _ = parse_event(raw, settings.max_event_bytes)
+        except HookstreamError as exc:
+            if not args.raw:
+                print(f"invalid event: {exc}", file=sys.stderr)
+                return 1
+            by_topic.setdefault(args.topic or settings.artifact_events_topic, []).append(
+                (None, raw)
+            )
+            continue
+        topic = args.topic or (
+            settings.registry_events_topic if event.registry else settings.artifact_events_topic
+        )
+        by_topic.setdefault(topic, []).append((event.collection_path.encode(), raw))
+        print(f"{topic} <- {event.event_type.value} {event.event_id} ({event.collection_path})")
+    for topic, records in by_topic.items():
+        asyncio.run(produce(settings.kafka_bootstrap_servers, topic, records))
+    return 0
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    """Print records of a topic as they arrive."""
+    from app.cli.tail import tail
+
+    try:
+        return asyncio.run(
+            tail(
+                _settings(),
+                args.topic,
+                from_beginning=args.from_beginning,
+                max_records=args.max,
+                timeout=args.timeout,
+            )
+        )
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_verify_signature(args: argparse.Namespace) -> int:
+    """Check a received webhook's signature (for receivers and for debugging)."""
+    from app.dispatch.signing import main_verify
+
+    return main_verify(args.args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="hookstream", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("worker", help="run the event worker")
+    p.add_argument("--port", type=int, default=None, help="web port (default: settings)")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("dispatch", help="run a webhook or notification dispatcher")
+    p.add_argument("kind", choices=["webhook", "notification"])
+    p.add_argument("--port", type=int, default=None, help="web port (default: settings)")
+    p.set_defaults(func=cmd_dispatch)
+
+    topics = sub.add_parser("topics", help="manage topics").add_subparsers(
+        dest="action", required=True
+    )
+    topics.add_parser("create", help="create every topic").set_defaults(func=cmd_topics_create)
+
+    add_api_commands(sub)
+
+    p = sub.add_parser("evaluate", help="offline: automations x events -> action jobs")
+    p.add_argument("--automations", required=True)
+    p.add_argument("--events", required=True)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("schemas", help="JSON Schemas of every topic payload")
+    p.add_argument("action", choices=["export", "check"])
+    p.add_argument("--dir", default=str(ROOT / "schemas"))
+    p.set_defaults(func=cmd_schemas)
+
+    p = sub.add_parser("publish", help="publish an event")
+    p.add_argument("file", nargs="?", help="JSON or JSON lines file, - for stdin")
+    p.add_argument(
+        "--type", choices=["CREATE_ARTIFACT", "ADD_ARTIFACT_ALIAS", "LINK_ARTIFACT", "LINK_MODEL"]
+    )
+    p.add_argument("--entity")
+    p.add_argument("--project")
+    p.add_argument("--registry")
+    p.add_argument("--collection")
+    p.add_argument("--version", type=int, default=0)
+    p.add_argument("--alias")
+    p.add_argument("--aliases", nargs="*")
+    p.add_argument("--tags", nargs="*")
+    p.add_argument("--artifact-type", default="model")
+    p.add_argument("--digest", default="0" * 32)
+    p.add_argument("--author")
+    p.add_argument("--source", help="entity/project/collection:vN of a linked version")
+    p.add_argument("--metadata", action="append", metavar="KEY=VALUE")
+    p.add_argument("--topic", help="override the topic")
+    p.add_argument("--raw", action="store_true", help="send even when invalid (to try the DLQ)")
+    p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser("tail", help="print a topic's records")
+    p.add_argument("topic")
+    p.add_argument("--from-beginning", action="store_true")
+    p.add_argument("--max", type=int, default=None)
+    p.add_argument("--timeout", type=float, default=None, help="stop after this many idle seconds")
+    p.set_defaults(func=cmd_tail)
+    p = sub.add_parser(
+        "verify-signature",
+        add_help=False,
+        help="verify a webhook signature (see verify-signature --help)",
+    )
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_verify_signature)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["verify-signature"]:
+        # Its own parser takes every flag, --help included.
+        from app.dispatch.signing import main_verify
+
+        return main_verify(argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except HookstreamError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

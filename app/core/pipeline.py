@@ -1,0 +1,384 @@
+"""The one code path from a raw event to action jobs, shared by the workers and `evaluate`.
+
+`Pipeline.process` never raises for bad input: a message that is not a valid event
+becomes a dead-letter record. Alias pointers (per collection: alias -> version) are
+read before and written after each event, so ``previous_version`` of an
+``ADD_ARTIFACT_ALIAS`` job is the version the alias pointed to before. A redelivered
+event yields the same ``job_id`` (its ``previous_version`` may then equal the new
+version: consumers deduplicate by ``job_id``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from app.contract.models import (
+    ActionJob,
+    Automation,
+    DeadLetter,
+    DeadLetterCode,
+    DeadLetterHeader,
+    Event,
+    job_id,
+    parse_action_job,
+    parse_automation,
+    parse_event,
+)
+from app.core.filters import filter_document
+from app.core.matching import AutomationIndex, CompiledAutomation
+from app.core.templating import TemplateVariables, template_variables
+from app.errors import ConfigError, InvalidAutomationError, InvalidEventError, JobTooLargeError
+from app.serialization import JSONDecodeError, dumps, loads
+
+__all__ = [
+    "TOPIC_ACTION_TYPES",
+    "AliasStore",
+    "MemoryAliasStore",
+    "MessageSource",
+    "Outbound",
+    "Pipeline",
+    "ProcessResult",
+    "SourceInfo",
+    "automation_from_record",
+    "update_alias_pointers",
+]
+
+# Action types routed to a fixed topic; `kafka` names its own, `no_op` has none.
+TOPIC_ACTION_TYPES = ("webhook", "notification", "queue_job")
+
+
+class AliasStore(Protocol):
+    """Alias pointers per collection path; a Faust table wrapper or a dict wrapper."""
+
+    def get(self, collection_path: str) -> Mapping[str, int] | None:
+        """The pointers of one collection, or None."""
+        ...
+
+    def set(self, collection_path: str, pointers: dict[str, int]) -> None:
+        """Replace the pointers of one collection (a new dict, never mutated in place)."""
+        ...
+
+
+class MemoryAliasStore:
+    """An in-memory AliasStore for `evaluate` and tests."""
+
+    __slots__ = ("data",)
+
+    def __init__(self) -> None:
+        self.data: dict[str, dict[str, int]] = {}
+
+    def get(self, collection_path: str) -> Mapping[str, int] | None:
+        """The pointers of one collection, or None."""
+        return self.data.get(collection_path)
+
+    def set(self, collection_path: str, pointers: dict[str, int]) -> None:
+        """Replace the pointers of one collection."""
+        self.data[collection_path] = dict(pointers)
+
+
+Headers = Iterable[tuple[str | bytes, bytes | None]] | Mapping[str, bytes | None]
+
+
+# Only a dead letter reads the source, so the worker passes Faust's message as it is
+# instead of building a SourceInfo for every event.
+class MessageSource(Protocol):
+    """Where a message came from: a SourceInfo, or the consumed message itself."""
+
+    @property
+    def topic(self) -> str:
+        """Source topic."""
+        ...
+
+    @property
+    def partition(self) -> int:
+        """Source partition."""
+        ...
+
+    @property
+    def offset(self) -> int:
+        """Offset in the source partition."""
+        ...
+
+    @property
+    def key(self) -> bytes | None:
+        """The message key."""
+        ...
+
+    @property
+    def headers(self) -> Headers | None:
+        """The message headers (None or empty when there are none)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    """Where a message came from, for dead-letter records."""
+
+    topic: str
+    partition: int = 0
+    offset: int = 0
+    key: bytes | None = None
+    headers: Headers | None = ()
+
+
+@dataclass(slots=True)
+class Outbound:
+    """One record to produce: an action job for its topic, keyed by automation id.
+
+    `action_type` and `automation_id` are plain fields so metrics need not touch `job`.
+    """
+
+    topic: str
+    key: bytes
+    value: bytes
+    action_type: str
+    automation_id: str
+    _job: ActionJob | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def job(self) -> ActionJob:
+        """The job as a typed model, parsed from `value` on first use (the hot path skips it)."""
+        if self._job is None:
+            self._job = parse_action_job(self.value)
+        return self._job
+
+
+@dataclass(slots=True)
+class ProcessResult:
+    """What one message produced; exactly one of `event` and `dead_letter` is set."""
+
+    event: Event | None = None
+    outbounds: list[Outbound] = field(default_factory=list)
+    matched: list[CompiledAutomation] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    previous_version: int | None = None
+    dead_letter: bytes | None = None
+    dead_letter_record: DeadLetter | None = None
+    reason: str | None = None
+    error_code: str | None = None
+
+
+def update_alias_pointers(event: Event, store: AliasStore) -> int | None:
+    """Record the event's aliases; returns the added alias's previous version (None if new)."""
+    path = event.collection_path
+    current = store.get(path)
+    alias = event.added_alias
+    previous = current.get(alias) if current is not None and alias is not None else None
+    version = event.artifact.version
+    names = list(event.artifact.aliases)
+    if alias is not None:
+        names.append(alias)
+    if not names:
+        return previous
+    if current is not None:
+        # A loop, not all() over a generator: this runs for every event.
+        for name in names:
+            if current.get(name) != version:
+                break
+        else:
+            return previous
+    pointers = dict(current) if current is not None else {}
+    for name in names:
+        pointers[name] = version
+    store.set(path, pointers)
+    return previous
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _b64(data: bytes | None) -> str | None:
+    return DeadLetter.encode(data)
+
+
+def _headers(source: MessageSource) -> list[DeadLetterHeader]:
+    headers = source.headers or ()
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    out = []
+    for key, value in items:
+        name = key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
+        out.append(DeadLetterHeader(key=name, value_b64=_b64(value)))
+    return out
+
+
+def _event_id_of(raw: bytes | None) -> str | None:
+    if not raw:
+        return None
+    try:
+        obj = loads(raw)
+    except JSONDecodeError:
+        return None
+    if isinstance(obj, dict):
+        value = obj.get("event_id")
+        if isinstance(value, str):
+            return value[:128]
+    return None
+
+
+class Pipeline:
+    """Event bytes in, action jobs (or a dead-letter record) out; no I/O."""
+
+    __slots__ = (
+        "clock",
+        "dead_letter_value_limit",
+        "index",
+        "max_event_bytes",
+        "max_job_bytes",
+        "render_budget",
+        "reserved_topics",
+        "topics",
+    )
+
+    def __init__(
+        self,
+        index: AutomationIndex,
+        topics: Mapping[str, str],
+        max_event_bytes: int,
+        clock: Callable[[], datetime] = _utcnow,
+        *,
+        reserved_topics: Collection[str] = (),
+    ) -> None:
+        missing = [kind for kind in TOPIC_ACTION_TYPES if not topics.get(kind)]
+        if missing:
+            raise ConfigError(f"no topic for action types: {', '.join(missing)}")
+        self.index = index
+        self.topics = dict(topics)
+        self.max_event_bytes = max_event_bytes
+        # Originals up to twice the event limit are kept whole (their base64 still fits
+        # the dead-letter record size the worker's producer allows: 4x the event limit).
+        self.dead_letter_value_limit = 2 * max_event_bytes
+        # A job is at most the largest record the worker's producer sends
+        # (Settings.max_record_bytes); a larger one would crash the send. Rendering
+        # stops early at three event limits (the job also carries the event), so a
+        # template repeating a large metadata value cannot exhaust memory.
+        self.max_job_bytes = 4 * max_event_bytes + 64 * 1024
+        self.render_budget = 3 * max_event_bytes
+        self.clock = clock
+        # A kafka action may not write into Hookstream's own topics (loops, corruption).
+        self.reserved_topics = frozenset(reserved_topics) | frozenset(self.topics.values())
+
+    def process(
+        self, raw: bytes | None, *, aliases: AliasStore, source: MessageSource
+    ) -> ProcessResult:
+        """Validate, update alias pointers, match and render one message."""
+        if raw is None:
+            error = InvalidEventError("null message value", code=DeadLetterCode.EMPTY)
+            return self._dead_letter(raw, source, error)
+        try:
+            event, received = parse_event(raw, self.max_event_bytes)
+        except InvalidEventError as exc:
+            return self._dead_letter(raw, source, exc)
+        previous = update_alias_pointers(event, aliases)
+        result = ProcessResult(event=event, previous_version=previous)
+        matched = self.index.match(event, filter_document(event))
+        if not matched:
+            return result
+        result.matched = matched
+        variables = template_variables(event, previous)
+        created_at = self.clock().astimezone(UTC)
+        # Shared by every job of this event: built once.
+        common: dict[str, Any] = {
+            "event_id": event.event_id,
+            "event_type": event.event_type.value,
+            "created_at": created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "previous_version": previous,
+        }
+        for compiled in matched:
+            try:
+                self._emit(compiled, event.event_id, variables, common, received, result)
+            except Exception as exc:  # one broken automation must not stop the others
+                result.failures.append((compiled.id, f"{type(exc).__name__}: {exc}"))
+        return result
+
+    def _emit(
+        self,
+        compiled: CompiledAutomation,
+        event_id: str,
+        variables: Mapping[str, str],
+        common: dict[str, Any],
+        received: dict[str, Any],
+        result: ProcessResult,
+    ) -> None:
+        action_type = compiled.action_type
+        if action_type == "no_op":
+            result.skipped.append((compiled.id, "no_op action: nothing to send"))
+            return
+        if type(variables) is TemplateVariables:
+            variables.budget = self.render_budget
+        action = compiled.render_action(variables)
+        if action_type == "kafka":
+            topic = action["topic"]
+            if topic in self.reserved_topics:
+                result.skipped.append((compiled.id, f"kafka topic '{topic}' is reserved"))
+                return
+        else:
+            topic = self.topics[action_type]
+        fields: dict[str, Any] = {
+            "job_id": job_id(event_id, compiled.id, compiled.revision),
+            "automation_id": compiled.id,
+            "automation_name": compiled.name,
+            "automation_revision": compiled.revision,
+            "action_type": action_type,
+            **common,
+            "action": action,
+            "event": received,
+        }
+        value = dumps(fields)
+        if len(value) > self.max_job_bytes:
+            raise JobTooLargeError(
+                f"job is {len(value)} bytes, over the {self.max_job_bytes}-byte record limit"
+            )
+        result.outbounds.append(
+            Outbound(topic, compiled.id.encode(), value, action_type, compiled.id)
+        )
+
+    def _dead_letter(
+        self, raw: bytes | None, source: MessageSource, error: InvalidEventError
+    ) -> ProcessResult:
+        kept = raw
+        if raw is not None and len(raw) > self.dead_letter_value_limit:
+            kept = raw[: self.max_event_bytes]
+        record = DeadLetter(
+            value_b64=_b64(kept),
+            value_size=None if raw is None else len(raw),
+            value_truncated=kept is not raw,
+            key_b64=_b64(source.key),
+            headers=_headers(source),
+            source_topic=source.topic,
+            source_partition=source.partition,
+            source_offset=source.offset,
+            reason=error.reason,
+            error_code=str(error.code),
+            failed_at=self.clock(),
+            event_id=_event_id_of(raw) if error.code != DeadLetterCode.TOO_LARGE else None,
+        )
+        return ProcessResult(
+            dead_letter=record.model_dump_json().encode(),
+            dead_letter_record=record,
+            reason=error.reason,
+            error_code=str(error.code),
+        )
+
+
+def automation_from_record(value: bytes | None, key: bytes | None = None) -> Automation | None:
+    """An automation from the compacted topic; None for a tombstone."""
+    if value is None:
+        return None
+    try:
+        data = loads(value)
+    except JSONDecodeError as exc:
+        raise InvalidAutomationError([("", f"not valid JSON: {exc}")]) from None
+    if not isinstance(data, dict):
+        raise InvalidAutomationError([("", "an automation must be a JSON object")])
+    automation = parse_automation(data)
+    if key is not None and key != automation.id.encode():
+        shown = key.decode("utf-8", "replace")
+        raise InvalidAutomationError(
+            [("id", f"record key '{shown}' differs from id '{automation.id}'")]
+        )
+    return automation

@@ -1,0 +1,162 @@
+"""Create the topics Hookstream reads and writes, idempotently."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from app.core.topics import DispatchKind, dispatch_topics
+from app.errors import ConfigError
+from app.settings import Settings
+
+__all__ = [
+    "TopicSpec",
+    "check_automations_topic",
+    "dispatch_topic_specs",
+    "ensure_topics",
+    "topic_specs",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """A topic to create: name, partitions and topic configs."""
+
+    name: str
+    partitions: int
+    configs: dict[str, str] = field(default_factory=dict)
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    """Every topic of the contract, sized from settings."""
+    n = settings.topic_partitions
+    # Faust declares a table's changelog itself when it is missing, with only
+    # cleanup.policy=compact (Collection._new_changelog_topic, compacting=True), and
+    # leaves an existing topic alone; run_worker calls ensure_topics before Faust
+    # starts, so these configs are the ones the changelogs get.
+    compacted = {
+        "cleanup.policy": "compact",
+        # A record may be compacted as soon as its segment is closed.
+        "min.compaction.lag.ms": "0",
+        # Close segments often enough that the cleaner gets to them (the active segment
+        # is never compacted), and clean once a tenth of the log is superseded.
+        "segment.ms": str(settings.changelog_segment_ms),
+        "segment.bytes": str(settings.changelog_segment_bytes),
+        "min.cleanable.dirty.ratio": str(settings.changelog_min_cleanable_dirty_ratio),
+    }
+    names = [
+        settings.registry_events_topic,
+        settings.artifact_events_topic,
+        settings.webhook_topic,
+        settings.notification_topic,
+        settings.queue_job_topic,
+        settings.dlq_topic,
+        settings.action_results_topic,
+        settings.actions_dlq_topic,
+    ]
+    specs = [TopicSpec(name, n) for name in names]
+    for spec in specs:
+        if spec.name in (
+            settings.dlq_topic,
+            settings.actions_dlq_topic,
+            settings.registry_events_topic,
+            settings.artifact_events_topic,
+        ):
+            # A dead letter carries its original in base64, so it needs the larger
+            # record; event topics take oversized events too, so that they reach the
+            # dead-letter topic with a reason instead of a bare broker refusal.
+            spec.configs["max.message.bytes"] = str(settings.max_record_bytes)
+    # The automations topic is the changelog of the automations GlobalTable: compacted,
+    # so it keeps the latest automation per id and a tombstone deletes one, and one
+    # partition, which a GlobalTable needs with several workers (faust-streaming #283).
+    specs.append(TopicSpec(settings.automations_topic, 1, dict(compacted)))
+    # Table changelogs, partitioned like the topics they sit beside: alias pointers
+    # (one record per collection, on the partition of its events) and history.
+    specs.append(TopicSpec(settings.alias_pointers_topic, n, dict(compacted)))
+    specs.append(TopicSpec(settings.history_changelog_topic, n, dict(compacted)))
+    return specs
+
+
+def dispatch_topic_specs(settings: Settings) -> list[TopicSpec]:
+    """Retry-tier and state topics of the webhook and notification dispatchers."""
+    n = settings.topic_partitions
+    retention_ms = str(int(settings.dispatch.dedup_retention_seconds * 1000))
+    # Dedup entries are only needed for the retention window: compact keeps the latest
+    # status per job id, delete drops ids older than the window.
+    dedup = {"cleanup.policy": "compact,delete", "retention.ms": retention_ms}
+    gone = {"cleanup.policy": "compact"}
+    specs: list[TopicSpec] = []
+    kinds: tuple[DispatchKind, ...] = ("webhook", "notification")
+    for kind in kinds:
+        topics = dispatch_topics(settings, kind)
+        specs.extend(TopicSpec(name, n) for name in topics.retries)
+        specs.append(TopicSpec(topics.dedup, n, dedup))
+        specs.append(TopicSpec(topics.gone, n, gone))
+    return specs
+
+
+async def ensure_topics(settings: Settings, extra: list[TopicSpec] | None = None) -> list[str]:
+    """Create missing topics; return the names created (existing ones are left alone)."""
+    # An extra spec replaces the default one of the same name.
+    by_name = {spec.name: spec for spec in (*topic_specs(settings), *(extra or ()))}
+    specs = list(by_name.values())
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id=f"{settings.app_id}-admin",
+    )
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        if not missing:
+            return []
+        new = [
+            NewTopic(
+                s.name,
+                num_partitions=s.partitions,
+                replication_factor=settings.topic_replication_factor,
+                topic_configs=s.configs,
+            )
+            for s in missing
+        ]
+        response = await admin.create_topics(new)
+        created = []
+        for name, code, *_ in getattr(response, "topic_errors", []):
+            # 36 = TOPIC_ALREADY_EXISTS: another worker won the race, which is fine.
+            if code in (0, 36):
+                created.append(name)
+            else:
+                log.error("creating topic %s failed with error code %s", name, code)
+        return created
+    finally:
+        await admin.close()
+
+
+async def check_automations_topic(settings: Settings) -> None:
+    """Refuse an automations topic of more than one partition (a GlobalTable's changelog)."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id=f"{settings.app_id}-admin",
+    )
+    await admin.start()
+    try:
+        # A topic created a moment ago may not be described yet (no partitions listed).
+        for _ in range(50):
+            (topic,) = await admin.describe_topics([settings.automations_topic])
+            count = len(topic.get("partitions") or ())
+            if topic.get("error_code") == 0 and count:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+    if count > 1:
+        raise ConfigError(
+            f"the automations topic {settings.automations_topic!r} has {count} "
+            "partitions; the automations GlobalTable needs exactly one "
+            "(faust-streaming #283): see docs/decisions.md, 'Upgrading from the engine'"
+        )

@@ -1,0 +1,124 @@
+"""The `history` Faust table and its agent on `action-results`.
+
+The table is keyed by automation id like `action-results`, with as many partitions,
+and only the agent below writes it, to the changelog partition of the record it
+folds, so the table stays co-partitioned with `action-results` and `app.router` can
+tell which worker holds an automation's history. This is also why the engine does
+not write PENDING into the table directly (its events are keyed by collection path,
+on other partitions): it produces a PENDING record to `action-results` instead, like
+the dispatchers do.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from app.core.history import apply_result, empty_history, read_result
+
+if TYPE_CHECKING:
+    from app.stream.worker import Hookstream
+
+__all__ = ["HISTORY_TABLE", "HistoryTable", "define_history", "fold_chunk"]
+
+log = logging.getLogger(__name__)
+
+HISTORY_TABLE = "history"
+# A chunk of action results is what arrived within this time, up to this many.
+HISTORY_CHUNK = 1000
+HISTORY_CHUNK_SECONDS = 0.05
+
+
+class HistoryTable:
+    """Read side of the `history` table (this worker's partitions only)."""
+
+    def __init__(self, table: Any, partitions: int) -> None:
+        self.table = table
+        self.partitions = partitions
+
+    @property
+    def name(self) -> str:
+        """The table's name (as app.router knows it)."""
+        return str(self.table.name)
+
+    @property
+    def changelog_topic(self) -> str:
+        """The changelog topic whose partition owners serve the table."""
+        return str(self.table.changelog_topic.get_topic_name())
+
+    def get(self, automation_id: str) -> dict[str, Any]:
+        """The history of one automation; empty when it never fired here."""
+        value = self.table.get(automation_id)
+        if not value:
+            return empty_history(automation_id)
+        return dict(value)
+
+
+def define_history(hs: Hookstream) -> HistoryTable:
+    """Create the table and the agent that folds `action-results` into it."""
+    settings = hs.settings
+    table = hs.app.Table(
+        HISTORY_TABLE,
+        default=None,
+        partitions=settings.topic_partitions,
+        # str keys use the raw codec: the changelog key is the automation id's bytes,
+        # as on action-results, so the same partitioner places both. Values use the
+        # app's JSON serializer (as the alias table does).
+        key_type=str,
+        help="automation id -> last executions and counters",
+    )
+    results = hs.app.topic(
+        settings.action_results_topic,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.topic_partitions,
+    )
+    size = settings.history_size
+
+    async def fold_action_results(stream: Any) -> None:
+        # Chunks, not one event at a time: a match gives a PENDING and a final record,
+        # and Faust's per-event delivery plus one changelog write per record cost the
+        # worker ~160 us each (a third of its CPU in S1, docs/benchmarks.md). Each key a
+        # chunk changed is written once. take_events acknowledges a chunk when the next
+        # is asked for, after its fold; Faust flushes the changelog before committing.
+        async for chunk in stream.take_events(HISTORY_CHUNK, HISTORY_CHUNK_SECONDS):
+            fold_chunk(table, chunk, size)
+
+    hs.app.agent(results, name="history-action-results", concurrency=1)(fold_action_results)
+    return HistoryTable(table, settings.topic_partitions)
+
+
+def fold_chunk(table: Any, chunk: Sequence[Any], size: int) -> int:
+    """Fold a chunk of `action-results` events into the table; return the keys written.
+
+    The table is written like `table[key] = value` does, with the partition of the
+    key's last record made explicit (take_events does not set Faust's current event):
+    the changelog stays co-partitioned with `action-results`.
+    """
+    changed: dict[str, tuple[int, Mapping[str, Any]]] = {}
+    for event in chunk:
+        message = event.message
+        parsed = read_result(message.value, message.headers)
+        if parsed is None or not message.key:
+            log.warning(
+                "history: skipping unreadable action result at %s[%d]@%d",
+                message.topic,
+                message.partition,
+                message.offset,
+            )
+            continue
+        record, mark = parsed
+        # The message key decides the partition, so it is the table key too.
+        key = bytes(message.key).decode("utf-8", "replace")
+        pending = changed.get(key)
+        current = pending[1] if pending is not None else table.get(key)
+        updated = apply_result(current, record, mark, size)
+        if updated is not current:
+            changed[key] = (message.partition, updated)
+    for key, (partition, value) in changed.items():
+        table.send_changelog(partition, key, value)
+        table.data[key] = value
+    return len(changed)

@@ -1,0 +1,131 @@
+"""Prometheus metrics of the event worker; every name carries its unit. The registry is injected."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from app.telemetry import LATENCY_BUCKETS
+
+if TYPE_CHECKING:
+    from app.core.pipeline import ProcessResult
+
+__all__ = ["WorkerMetrics"]
+
+
+class WorkerMetrics:
+    """Metrics of the event worker."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.events_consumed = Counter(
+            "hookstream_events_consumed_total",
+            "Events read from the event topics.",
+            ["topic", "event_type"],
+            registry=registry,
+        )
+        self.events_invalid = Counter(
+            "hookstream_events_invalid_total",
+            "Messages that failed validation, by reason code.",
+            ["topic", "reason"],
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "hookstream_dead_letters_total",
+            "Records written to the events dead-letter topic.",
+            ["topic"],
+            registry=registry,
+        )
+        self.automations_loaded = Gauge(
+            "hookstream_automations_loaded",
+            "Automations in this worker's rule book.",
+            registry=registry,
+        )
+        self.matches = Counter(
+            "hookstream_matches_total",
+            "Event and automation pairs that matched.",
+            ["action_type", "automation_id"],
+            registry=registry,
+        )
+        self.jobs_emitted = Counter(
+            "hookstream_jobs_emitted_total",
+            "Action jobs sent to action topics.",
+            ["action_type", "automation_id"],
+            registry=registry,
+        )
+        self.event_to_job_seconds = Histogram(
+            "hookstream_event_to_job_seconds",
+            "Seconds from the event's occurred_at to its job being sent.",
+            ["action_type"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.processing_seconds = Histogram(
+            "hookstream_processing_seconds",
+            "Seconds from an event being consumed to its jobs being sent.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        # Label children reused by observe_batch (labels() is a locked dict lookup).
+        self._matches: dict[tuple[str, ...], Any] = {}
+        self._jobs: dict[tuple[str, ...], Any] = {}
+        self._latency: dict[tuple[str, ...], Any] = {}
+        self.consumer_lag = Gauge(
+            "hookstream_consumer_lag_messages",
+            "Messages behind the end of each consumed partition.",
+            ["topic", "partition"],
+            registry=registry,
+        )
+
+    def observe(self, result: ProcessResult, topic: str, started: float) -> None:
+        """Record one processed message (`started` from time.perf_counter)."""
+        self.observe_batch((result,), topic, started, time.perf_counter())
+
+    def observe_batch(
+        self, results: Iterable[ProcessResult], topic: str, started: float, sent: float
+    ) -> None:
+        """Record a batch consumed at `started` whose records were queued at `sent`."""
+        # Counters are summed over the batch and label children cached: labels() and
+        # inc() each take a lock, too dear to pay several times per event.
+        consumed: dict[str, int] = {}
+        invalid: dict[str, int] = {}
+        now: datetime | None = None
+        matches = self._matches
+        jobs = self._jobs
+        latency = self._latency
+        for result in results:
+            event = result.event
+            if event is None:
+                code = result.error_code or "invalid"
+                invalid[code] = invalid.get(code, 0) + 1
+                continue
+            kind = event.event_type.value
+            consumed[kind] = consumed.get(kind, 0) + 1
+            for compiled in result.matched:
+                _child(matches, self.matches, compiled.action_type, compiled.id).inc()
+            if not result.outbounds:
+                continue
+            if now is None:
+                now = datetime.now(UTC)
+            self.processing_seconds.observe(sent - started)
+            lag = max((now - event.occurred_at).total_seconds(), 0.0)
+            for out in result.outbounds:
+                _child(jobs, self.jobs_emitted, out.action_type, out.automation_id).inc()
+                _child(latency, self.event_to_job_seconds, out.action_type).observe(lag)
+        for kind, count in consumed.items():
+            self.events_consumed.labels(topic, kind).inc(count)
+        for code, count in invalid.items():
+            self.events_invalid.labels(topic, code).inc(count)
+            self.dead_letters.labels(topic).inc(count)
+
+
+def _child(cache: dict[tuple[str, ...], Any], metric: Any, *labels: str) -> Any:
+    """The metric's child for these labels, looked up once and cached."""
+    child = cache.get(labels)
+    if child is None:
+        child = cache[labels] = metric.labels(*labels)
+    return child
