@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.dispatch.config import DispatchSettings
+from app.dispatch_settings import DispatchSettings
 
 __all__ = ["Settings", "get_settings"]
 

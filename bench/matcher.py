@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 
 from app.contract.models import Automation, Event, parse_automation, parse_event
-from app.core.filters import filter_document
+from app.core.documents import filter_document
 from app.core.matching import AutomationIndex
 from app.core.pipeline import MemoryAliasStore, Pipeline, SourceInfo
 from app.serialization import dumps, loads

@@ -26,13 +26,13 @@ class HistoryView(ApiView):
         ctx = self.ctx
         ctx.store.ensure_loaded()
         ctx.store.get(automation_id)
-        limit = _limit(request.query.get("limit"), ctx.hs.settings.history_size)
+        limit = _limit(request.query.get("limit"), ctx.settings.history_size)
         # The URL this worker announced to the group (settings.advertised_url).
-        me = str(ctx.hs.app.conf.canonical_url).rstrip("/")
+        me = str(ctx.app.conf.canonical_url).rstrip("/")
         partition = key_partition(automation_id.encode(), ctx.history.partitions)
-        metadata = ctx.hs.app.router.table_metadata(ctx.history.name)
+        metadata = ctx.app.router.table_metadata(ctx.history.name)
         owner = owner_of(metadata, ctx.history.changelog_topic, partition)
-        if owner is None or ctx.hs.app.rebalancing:
+        if owner is None or ctx.app.rebalancing:
             raise ApiError(
                 503,
                 "history partitions are being (re)assigned; retry",
@@ -46,11 +46,11 @@ class HistoryView(ApiView):
             # The sender thinks we own it and we think it does not: a rebalance is moving it.
             raise ApiError(503, "history partition is moving; retry", headers={"Retry-After": "1"})
         answer = await forward_get(
-            ctx.hs.app.http_client,
+            ctx.app.http_client,
             owner,
             request.path_qs,
             me,
-            ctx.hs.settings.api_forward_timeout_seconds,
+            ctx.settings.api_forward_timeout_seconds,
         )
         return self.bytes(
             answer.body,

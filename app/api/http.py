@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from faust.web import View
 
@@ -14,11 +14,17 @@ from app.api.problems import ApiError
 from app.serialization import JSONDecodeError, dumps, loads
 
 if TYPE_CHECKING:
-    from app.api.store import AutomationStore
-    from app.stream.history_table import HistoryTable
-    from app.stream.worker import Hookstream
+    from app.api.store import AutomationStore, Send
+    from app.settings import Settings
 
-__all__ = ["MAX_BODY_BYTES", "ApiContext", "ApiView", "read_body", "read_object"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "ApiContext",
+    "ApiView",
+    "HistoryReader",
+    "read_body",
+    "read_object",
+]
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +32,41 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
 
 
+class HistoryReader(Protocol):
+    """What the history view needs of the `history` table (app.stream.history_table)."""
+
+    @property
+    def name(self) -> str:
+        """The table's name, as the Faust router knows it."""
+        ...
+
+    @property
+    def changelog_topic(self) -> str:
+        """The changelog topic whose partition owners serve the table."""
+        ...
+
+    @property
+    def partitions(self) -> int:
+        """Partitions of the table (and of `action-results`)."""
+        ...
+
+    def get(self, automation_id: str) -> dict[str, Any]:
+        """One automation's history as this worker holds it."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class ApiContext:
-    """Everything the views share."""
+    """Everything the views share; built once per worker by app.api.routes.define_api."""
 
-    hs: Hookstream
+    settings: Settings
     store: AutomationStore
-    history: HistoryTable
+    history: HistoryReader
+    # Produce a record and wait for Kafka's acknowledgement: (partition, offset).
+    send: Send
+    # The Faust app serving the views: its router, canonical URL and HTTP client
+    # route a history request to the worker owning the partition.
+    app: Any
 
 
 async def read_body(request: Any, limit: int) -> bytes:
@@ -79,7 +113,7 @@ class ApiView(View):
             if request.method in WRITE_METHODS:
                 check_authorization(
                     request.headers.get("Authorization"),
-                    self.ctx.hs.settings.api_token,
+                    self.ctx.settings.api_token,
                     remote=request.remote,
                 )
             return await super().dispatch(request)

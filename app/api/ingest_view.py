@@ -16,8 +16,7 @@ class EventsView(ApiView):
 
     async def post(self, request: Any) -> Any:
         """Validate like the workers do, produce keyed by collection path: 202."""
-        hs = self.ctx.hs
-        settings = hs.settings
+        settings = self.ctx.settings
         raw = await read_body(request, settings.max_event_bytes)
         event, _ = parse_http_event(raw, settings.max_event_bytes)
         topic = (
@@ -26,17 +25,15 @@ class EventsView(ApiView):
             else settings.artifact_events_topic
         )
         try:
-            metadata = await hs.app.producer.send_and_wait(
-                topic, event.collection_path.encode(), raw, None, None, None
-            )
+            partition, offset = await self.ctx.send(topic, event.collection_path.encode(), raw)
         except Exception as exc:  # any producer failure: the event was not taken
             raise ApiError(503, f"could not write the event to Kafka: {exc}") from exc
         return self.reply(
             {
                 "event_id": event.event_id,
                 "topic": topic,
-                "partition": metadata.partition,
-                "offset": metadata.offset,
+                "partition": partition,
+                "offset": offset,
             },
             status=202,
         )

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from app.api.auth import check_safe_bind
 from app.api.dryrun import dry_run
 from app.api.history_view import HistoryView
-from app.api.http import ApiContext, ApiView, read_object
+from app.api.http import ApiContext, ApiView, HistoryReader, read_object
 from app.api.ingest_view import EventsView
 from app.api.openapi import openapi_bytes
 from app.api.problems import ApiError
 from app.api.query import parse_query, select
-from app.api.store import AutomationStore, WriteResult
+from app.api.store import AppliedRules, AutomationStore, WriteResult
 from app.api.validation import validate_automation
+from app.core.matching import AutomationIndex
 from app.core.stored import stored_json
 from app.serialization import dumps
-from app.stream.history_table import define_history
-
-if TYPE_CHECKING:
-    from app.stream.worker import Hookstream
+from app.settings import Settings
 
 __all__ = ["define_api"]
 
@@ -108,7 +106,7 @@ class AutomationView(ApiView):
             raise ApiError(400, "the body needs 'automation' (and optionally 'event')")
         raw = _event_bytes(body, frozenset({"automation", "event"}))
         try:
-            automation = validate_automation(body["automation"], self.ctx.hs.settings)
+            automation = validate_automation(body["automation"], self.ctx.settings)
         except ApiError as exc:
             raise _prefixed(exc, "automation") from None
         return self.reply(_dry_run(self.ctx, automation, raw))
@@ -116,7 +114,7 @@ class AutomationView(ApiView):
 
 def _dry_run(ctx: ApiContext, automation: Any, raw: bytes | None) -> dict[str, Any]:
     try:
-        return dry_run(automation, raw, ctx.hs.settings)
+        return dry_run(automation, raw, ctx.settings)
     except ApiError as exc:
         raise _prefixed(exc, "event") from None
 
@@ -151,18 +149,25 @@ _ROUTES: tuple[tuple[str, type[ApiView]], ...] = (
 )
 
 
-def define_api(hs: Hookstream) -> ApiContext:
-    """Refuse an unsafe bind, create the history table and agent, register every route."""
-    check_safe_bind(hs.settings)
-    history = define_history(hs)
+def define_api(
+    app: Any,
+    settings: Settings,
+    *,
+    index: AutomationIndex,
+    rulebook: AppliedRules,
+    history: HistoryReader,
+) -> ApiContext:
+    """Refuse an unsafe bind, then register every route on the Faust app's web server."""
+    check_safe_bind(settings)
 
     async def send(topic: str, key: bytes, value: bytes | None) -> tuple[int, int]:
-        metadata = await hs.app.producer.send_and_wait(topic, key, value, None, None, None)
+        metadata = await app.producer.send_and_wait(topic, key, value, None, None, None)
         return int(metadata.partition), int(metadata.offset)
 
-    ctx = ApiContext(hs, AutomationStore(hs.settings, hs.index, hs.rulebook, send), history)
+    store = AutomationStore(settings, index, rulebook, send)
+    ctx = ApiContext(settings=settings, store=store, history=history, send=send, app=app)
     for path, view in _ROUTES:
         # A subclass per worker: two workers in one process (tests) keep their own context.
         bound = type(view.__name__, (view,), {"ctx": ctx, "__doc__": view.__doc__})
-        hs.app.page(path, name=f"api-{view.__name__}")(bound)
+        app.page(path, name=f"api-{view.__name__}")(bound)
     return ctx

@@ -30,9 +30,9 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from app.core.filters import compile_filter
-from app.core.templating import compile_template, sample_variables
 from app.errors import FilterError, InvalidAutomationError, InvalidEventError, TemplateError
+from app.lang.filters import compile_filter
+from app.lang.templating import compile_template, sample_variables
 from app.serialization import JSONDecodeError, loads
 
 __all__ = [

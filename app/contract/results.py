@@ -1,4 +1,4 @@
-"""Records written by the dispatchers: `action-results` (every attempt) and `actions.dlq`."""
+"""Records of job execution: `action-results` (every attempt) and `actions.dlq` (contract)."""
 
 # None of them holds a secret: jobs carry secret names only, outcomes carry no
 # request headers, and error texts are built without the target URL's path or query.
@@ -6,19 +6,27 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.dispatch.outcome import AttemptOutcome, ErrorKind
 from app.serialization import dumps
 
-if TYPE_CHECKING:
-    from app.dispatch.retry import Decision
+__all__ = ["ActionResult", "ErrorKind", "JobDeadLetter", "ResultStatus", "job_text"]
 
-__all__ = ["ActionResult", "DeadLetter", "ResultStatus"]
+
+class ErrorKind(StrEnum):
+    """What went wrong before or instead of an HTTP response."""
+
+    NONE = "none"  # an HTTP response arrived (any status)
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+    BLOCKED = "blocked"  # refused by the network policy
+    SECRET = "secret"  # a named secret is not configured
+    INVALID_JOB = "invalid_job"
+    ENDPOINT_GONE = "endpoint_gone"  # not sent: an earlier attempt got 410 at this revision
 
 
 class ResultStatus(StrEnum):
@@ -30,7 +38,7 @@ class ResultStatus(StrEnum):
     FAILED = "FAILED"
 
 
-def _text(job: Mapping[str, Any], key: str) -> str:
+def job_text(job: Mapping[str, Any], key: str) -> str:
     """A top-level string field of a job, or '' when absent or not a string."""
     value = job.get(key)
     return value if isinstance(value, str) else ""
@@ -63,47 +71,13 @@ class ActionResult(BaseModel):
     def pending(cls, job: Mapping[str, Any], at: datetime) -> ActionResult:
         """The record written when a job is taken up, before its first attempt."""
         return cls(
-            job_id=_text(job, "job_id"),
-            automation_id=_text(job, "automation_id"),
-            event_id=_text(job, "event_id"),
-            action_type=_text(job, "action_type"),
+            job_id=job_text(job, "job_id"),
+            automation_id=job_text(job, "automation_id"),
+            event_id=job_text(job, "event_id"),
+            action_type=job_text(job, "action_type"),
             attempt=0,
             status=ResultStatus.PENDING,
             at=at,
-        )
-
-    @classmethod
-    def from_attempt(
-        cls,
-        job: Mapping[str, Any],
-        outcome: AttemptOutcome,
-        decision: Decision,
-        *,
-        attempt: int,
-    ) -> ActionResult:
-        """The record of one attempt and the decision taken on it."""
-        next_at = None
-        if decision.delay_seconds is not None:
-            waited = outcome.duration_seconds + decision.delay_seconds
-            next_at = outcome.at + timedelta(seconds=waited)
-        return cls(
-            job_id=_text(job, "job_id"),
-            automation_id=_text(job, "automation_id"),
-            event_id=_text(job, "event_id"),
-            action_type=_text(job, "action_type"),
-            attempt=attempt,
-            status=decision.status,
-            http_status=outcome.status,
-            error_kind=outcome.error_kind,
-            error=outcome.error,
-            reason=decision.reason,
-            response_body=outcome.response_body,
-            response_truncated=outcome.response_truncated,
-            duration_seconds=outcome.duration_seconds,
-            at=outcome.at,
-            next_attempt_at=next_at,
-            final=decision.final,
-            endpoint_gone=decision.endpoint_gone,
         )
 
     def to_json(self) -> bytes:
@@ -111,7 +85,7 @@ class ActionResult(BaseModel):
         return dumps(self.model_dump(mode="json"))
 
 
-class DeadLetter(BaseModel):
+class JobDeadLetter(BaseModel):
     """One record on `actions.dlq`: the job as received and every attempt's result."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -31,15 +31,10 @@ from app.contract.models import (
     RegistryScope,
     WebhookAction,
 )
-from app.core.filters import (
-    MISSING,
-    CompiledFilter,
-    compile_filter,
-    filter_document,
-    metadata_value,
-)
-from app.core.templating import compile_template, compile_tree
+from app.core.documents import filter_document
 from app.errors import FilterError, InvalidAutomationError, TemplateError
+from app.lang.filters import MISSING, CompiledFilter, compile_filter, metadata_value
+from app.lang.templating import compile_template, compile_tree
 
 __all__ = [
     "AutomationIndex",

@@ -27,10 +27,10 @@ from app.contract.models import (
     parse_automation,
     parse_event,
 )
-from app.core.filters import filter_document
+from app.core.documents import filter_document, template_variables
 from app.core.matching import AutomationIndex, CompiledAutomation
-from app.core.templating import TemplateVariables, template_variables
 from app.errors import ConfigError, InvalidAutomationError, InvalidEventError, JobTooLargeError
+from app.lang.templating import TemplateVariables
 from app.serialization import JSONDecodeError, dumps, loads
 
 __all__ = [

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from app.contract.results import ErrorKind
 from app.dispatch.http import WebhookSender, failed_outcome
-from app.dispatch.outcome import AttemptOutcome, ErrorKind
+from app.dispatch.outcome import AttemptOutcome
 from app.dispatch.secrets import SecretResolver
 from app.dispatch.slack import send_notification
 

@@ -22,7 +22,7 @@ from aiohttp.abc import AbstractResolver
 from yarl import URL
 
 from app import __version__
-from app.dispatch.config import DispatchSettings
+from app.contract.results import ErrorKind
 from app.dispatch.delivery_errors import (
     BlockedAddressError,
     BlockedTargetError,
@@ -31,7 +31,7 @@ from app.dispatch.delivery_errors import (
     SecretNotConfiguredError,
 )
 from app.dispatch.netguard import GuardedResolver, NetworkPolicy, check_url
-from app.dispatch.outcome import AttemptOutcome, ErrorKind
+from app.dispatch.outcome import AttemptOutcome
 from app.dispatch.secrets import SecretResolver
 from app.dispatch.signing import (
     SIGNATURE_HEADER,
@@ -42,6 +42,7 @@ from app.dispatch.signing import (
     sign,
     sign_wandb,
 )
+from app.dispatch_settings import DispatchSettings
 from app.serialization import dumps
 
 __all__ = [

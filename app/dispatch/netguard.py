@@ -27,8 +27,8 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
-from app.dispatch.config import DispatchSettings
 from app.dispatch.delivery_errors import BlockedAddressError, BlockedTargetError, InvalidJobError
+from app.dispatch_settings import DispatchSettings
 
 __all__ = [
     "METADATA_ADDRESSES",

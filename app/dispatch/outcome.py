@@ -4,21 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
-__all__ = ["AttemptOutcome", "ErrorKind"]
+from app.contract.results import ErrorKind
 
-
-class ErrorKind(StrEnum):
-    """What went wrong before or instead of an HTTP response."""
-
-    NONE = "none"  # an HTTP response arrived (any status)
-    TIMEOUT = "timeout"
-    CONNECTION = "connection"
-    BLOCKED = "blocked"  # refused by the network policy
-    SECRET = "secret"  # a named secret is not configured
-    INVALID_JOB = "invalid_job"
-    ENDPOINT_GONE = "endpoint_gone"  # not sent: an earlier attempt got 410 at this revision
+__all__ = ["AttemptOutcome"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,18 +20,18 @@ from typing import Any
 from pydantic import ValidationError
 
 from app.contract.models import parse_action_job
-from app.contract.results import ActionResult, DeadLetter, ResultStatus
+from app.contract.results import ActionResult, ErrorKind, JobDeadLetter, ResultStatus
 from app.core.topics import DispatchTopics
-from app.dispatch.config import DispatchSettings
 from app.dispatch.deliver import deliver
 from app.dispatch.http import WebhookSender, failed_outcome
 from app.dispatch.metrics import DispatchMetrics
-from app.dispatch.outcome import AttemptOutcome, ErrorKind
+from app.dispatch.outcome import AttemptOutcome
 from app.dispatch.outgoing import Outgoing, Publisher, Sent
-from app.dispatch.retry import Decision, Verdict, decide, retry_tier
+from app.dispatch.retry import Decision, Verdict, attempt_result, decide, retry_tier
 from app.dispatch.retry_state import RetryState
 from app.dispatch.secrets import SecretResolver
 from app.dispatch.state import DispatchState
+from app.dispatch_settings import DispatchSettings
 from app.serialization import JSONDecodeError, loads
 
 __all__ = ["JobProcessor", "JobRecord"]
@@ -163,7 +163,7 @@ class JobProcessor:
     ) -> list[Outgoing]:
         attempt = state.attempts + 1
         outcome, decision = await self._try_once(record, job, state, attempt)
-        result = ActionResult.from_attempt(job, outcome, decision, attempt=attempt)
+        result = attempt_result(job, outcome, decision, attempt=attempt)
         self._metrics.attempts.labels(self._label, decision.verdict.value).inc()
         out = [self._result_record(record, job, result)]
         job_id = _text(job, "job_id")
@@ -178,7 +178,7 @@ class JobProcessor:
         reason = decision.reason or "failed"
         if outcome.error and outcome.error_kind is not ErrorKind.ENDPOINT_GONE:
             reason = f"{reason}: {outcome.error}"
-        letter = DeadLetter(
+        letter = JobDeadLetter(
             job=job,
             reason=reason[:_REASON_LIMIT],
             attempts=[*state.history, result],
@@ -288,7 +288,7 @@ class JobProcessor:
             "source_partition": record.partition,
             "source_offset": record.offset,
         }
-        letter = DeadLetter(
+        letter = JobDeadLetter(
             job=job,
             reason="not an action job: the value is not a JSON object",
             attempts=[],

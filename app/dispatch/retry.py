@@ -21,19 +21,22 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
+from typing import Any
 
-from app.contract.results import ResultStatus
-from app.dispatch.config import DispatchSettings
-from app.dispatch.outcome import AttemptOutcome, ErrorKind
+from app.contract.results import ActionResult, ErrorKind, ResultStatus, job_text
+from app.dispatch.outcome import AttemptOutcome
+from app.dispatch_settings import DispatchSettings
 
 __all__ = [
     "RETRYABLE_STATUSES",
     "Decision",
     "Verdict",
+    "attempt_result",
     "backoff_ceiling",
     "classify",
     "decide",
@@ -175,3 +178,36 @@ def decide(
         )
         return Decision(verdict, ResultStatus.FAILED, final=True, dead_letter=True, reason=reason)
     return Decision(verdict, ResultStatus.RETRYING, final=False, delay_seconds=delay)
+
+
+def attempt_result(
+    job: Mapping[str, Any],
+    outcome: AttemptOutcome,
+    decision: Decision,
+    *,
+    attempt: int,
+) -> ActionResult:
+    """The record of one attempt and the decision taken on it."""
+    next_at = None
+    if decision.delay_seconds is not None:
+        waited = outcome.duration_seconds + decision.delay_seconds
+        next_at = outcome.at + timedelta(seconds=waited)
+    return ActionResult(
+        job_id=job_text(job, "job_id"),
+        automation_id=job_text(job, "automation_id"),
+        event_id=job_text(job, "event_id"),
+        action_type=job_text(job, "action_type"),
+        attempt=attempt,
+        status=decision.status,
+        http_status=outcome.status,
+        error_kind=outcome.error_kind,
+        error=outcome.error,
+        reason=decision.reason,
+        response_body=outcome.response_body,
+        response_truncated=outcome.response_truncated,
+        duration_seconds=outcome.duration_seconds,
+        at=outcome.at,
+        next_attempt_at=next_at,
+        final=decision.final,
+        endpoint_gone=decision.endpoint_gone,
+    )

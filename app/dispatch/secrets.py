@@ -19,9 +19,9 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from app.dispatch.config import DispatchSettings
 from app.dispatch.delivery_errors import InvalidJobError, SecretNotConfiguredError
 from app.dispatch.signing import parse_secrets
+from app.dispatch_settings import DispatchSettings
 
 __all__ = ["SECRET_NAME_PATTERN", "SecretResolver"]
 

@@ -21,9 +21,10 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from app.contract.results import ErrorKind
 from app.dispatch.delivery_errors import InvalidJobError, SecretNotConfiguredError
 from app.dispatch.http import USER_AGENT, PreparedRequest, WebhookSender, failed_outcome
-from app.dispatch.outcome import AttemptOutcome, ErrorKind
+from app.dispatch.outcome import AttemptOutcome
 from app.dispatch.secrets import SecretResolver
 from app.serialization import dumps
 

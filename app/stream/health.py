@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-if TYPE_CHECKING:
-    from app.stream.worker import Hookstream
+__all__ = ["Readiness", "define_health_views"]
 
-__all__ = ["define_views"]
+# The named checks behind /readyz: each True when that part of the worker is ready.
+Readiness = Callable[[], Awaitable[dict[str, bool]]]
 
 
-def define_views(hs: Hookstream) -> None:
-    """Register /healthz, /readyz and /metrics."""
-    app = hs.app
+def define_health_views(app: faust.App, readiness: Readiness, registry: CollectorRegistry) -> None:
+    """Register /healthz, /readyz and /metrics on the Faust app's web server."""
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
@@ -24,7 +25,7 @@ def define_views(hs: Hookstream) -> None:
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
         """Ready: partitions assigned, automations loaded, broker reachable."""
-        checks = await hs.readiness()
+        checks = await readiness()
         ready = all(checks.values())
         return web.json({"ready": ready, "checks": checks}, status=200 if ready else 503)
 
@@ -32,6 +33,4 @@ def define_views(hs: Hookstream) -> None:
     async def metrics(web: Any, request: Any) -> Any:
         """Prometheus exposition of this process's registry."""
         # aiohttp refuses a charset inside content_type=, so the header is set whole.
-        return web.bytes(
-            generate_latest(hs.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-        )
+        return web.bytes(generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import faust
 
 from app.core.history import apply_result, empty_history, read_result
-
-if TYPE_CHECKING:
-    from app.stream.worker import Hookstream
+from app.settings import Settings
 
 __all__ = ["HISTORY_TABLE", "HistoryTable", "define_history", "fold_chunk"]
 
@@ -55,10 +55,9 @@ class HistoryTable:
         return dict(value)
 
 
-def define_history(hs: Hookstream) -> HistoryTable:
-    """Create the table and the agent that folds `action-results` into it."""
-    settings = hs.settings
-    table = hs.app.Table(
+def define_history(app: faust.App, settings: Settings) -> HistoryTable:
+    """Create, on the Faust app, the table and the agent that fold `action-results` into it."""
+    table = app.Table(
         HISTORY_TABLE,
         default=None,
         partitions=settings.topic_partitions,
@@ -68,7 +67,7 @@ def define_history(hs: Hookstream) -> HistoryTable:
         key_type=str,
         help="automation id -> last executions and counters",
     )
-    results = hs.app.topic(
+    results = app.topic(
         settings.action_results_topic,
         key_type=bytes,
         value_type=bytes,
@@ -87,7 +86,7 @@ def define_history(hs: Hookstream) -> HistoryTable:
         async for chunk in stream.take_events(HISTORY_CHUNK, HISTORY_CHUNK_SECONDS):
             fold_chunk(table, chunk, size)
 
-    hs.app.agent(results, name="history-action-results", concurrency=1)(fold_action_results)
+    app.agent(results, name="history-action-results", concurrency=1)(fold_action_results)
     return HistoryTable(table, settings.topic_partitions)
 
 

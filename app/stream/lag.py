@@ -3,38 +3,46 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
-if TYPE_CHECKING:
-    from app.stream.worker import Hookstream
+import faust
+from faust.types import TP
 
-__all__ = ["define_lag_timer", "update_lag"]
+__all__ = ["LAG_INTERVAL_SECONDS", "LagGauge", "define_lag_timer"]
 
 log = logging.getLogger(__name__)
 
 LAG_INTERVAL_SECONDS = 5.0
 
 
-async def update_lag(hs: Hookstream) -> None:
-    """Set lag = end offset - committed offset (as kafka-consumer-groups reports it)."""
-    lags = await hs.lag()
-    gauge = hs.metrics.consumer_lag
-    current = {(tp.topic, str(tp.partition)) for tp in lags}
-    # Revoked partitions lose their series, or a stale value would keep lag alerts firing.
-    for labels in hs.lag_labels - current:
-        gauge.remove(*labels)
-    hs.lag_labels = current
-    for tp, lag in lags.items():
-        gauge.labels(tp.topic, str(tp.partition)).set(lag)
+class LagGauge:
+    """The `consumer_lag` gauge and the partitions it has a series for (its own state)."""
+
+    def __init__(self, gauge: Any) -> None:
+        self.gauge = gauge
+        self.labels: set[tuple[str, str]] = set()
+
+    def update(self, lags: Mapping[TP, int]) -> None:
+        """Set lag = end offset - committed offset (as kafka-consumer-groups reports it)."""
+        current = {(tp.topic, str(tp.partition)) for tp in lags}
+        # Revoked partitions lose their series, or a stale value would keep lag alerts firing.
+        for labels in self.labels - current:
+            self.gauge.remove(*labels)
+        self.labels = current
+        for tp, lag in lags.items():
+            self.gauge.labels(tp.topic, str(tp.partition)).set(lag)
 
 
-def define_lag_timer(hs: Hookstream) -> None:
-    """Refresh the lag gauge every few seconds."""
+def define_lag_timer(
+    app: faust.App, lag: Callable[[], Awaitable[Mapping[TP, int]]], gauge: LagGauge
+) -> None:
+    """Refresh the lag gauge every few seconds from `lag()` (per-partition lag now)."""
 
     async def refresh_consumer_lag() -> None:
         try:
-            await update_lag(hs)
+            gauge.update(await lag())
         except Exception as exc:  # lag is best-effort telemetry; it must not stop the worker
             log.warning("consumer lag update failed: %r", exc)
 
-    hs.app.timer(LAG_INTERVAL_SECONDS)(refresh_consumer_lag)
+    app.timer(LAG_INTERVAL_SECONDS)(refresh_consumer_lag)

@@ -32,8 +32,9 @@ from app.stream.automations import (
     RuleBook,
     define_automations_table,
 )
-from app.stream.health import define_views
-from app.stream.lag import define_lag_timer
+from app.stream.health import define_health_views
+from app.stream.history_table import define_history
+from app.stream.lag import LagGauge, define_lag_timer
 from app.stream.metrics import WorkerMetrics
 from app.stream.tuning import faust_settings
 
@@ -80,7 +81,7 @@ class Hookstream:
             GlobalTable=NamedChangelogGlobalTable,
             **faust_settings(settings),
         )
-        self.lag_labels: set[tuple[str, str]] = set()
+        self.lag_gauge = LagGauge(self.metrics.consumer_lag)
         # Children exist from the start so increase() sees the first dead letter.
         for topic in (settings.registry_events_topic, settings.artifact_events_topic):
             self.metrics.dead_letters.labels(topic)
@@ -107,9 +108,12 @@ class Hookstream:
                 self.app, self._raw_topic(name), path, self.rulebook.ready.wait
             )
         self._crash: asyncio.Future[None] | None = None
-        define_views(self)
-        self.api = define_api(self)
-        define_lag_timer(self)
+        define_health_views(self.app, self.readiness, self.registry)
+        self.history = define_history(self.app, settings)
+        self.api = define_api(
+            self.app, settings, index=self.index, rulebook=self.rulebook, history=self.history
+        )
+        define_lag_timer(self.app, self.lag, self.lag_gauge)
 
     def _raw_topic(self, name: str) -> Any:
         return self.app.topic(

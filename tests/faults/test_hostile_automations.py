@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from app.contract.models import Automation, parse_automation
-from app.core.filters import compile_filter
 from app.core.stored import stamp
 from app.kafka.clients import produce
+from app.lang.filters import compile_filter
 from app.serialization import dumps, loads
 from app.settings import Settings
 from tests.faults.report import Report

@@ -9,14 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.core.filters import (
-    MAX_DEPTH,
-    MAX_NODES,
-    MAX_PATTERN_CHARS,
-    compile_filter,
-    filter_document,
-)
+from app.core.documents import filter_document
 from app.errors import FilterError
+from app.lang.filters import MAX_DEPTH, MAX_NODES, MAX_PATTERN_CHARS, compile_filter
 from tests.factories import make_event
 
 DOC: dict[str, Any] = {

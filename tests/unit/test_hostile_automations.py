@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.contract.models import Automation, parse_action_job, parse_automation
-from app.core.filters import MAX_DEPTH, MAX_NODES, MAX_PATTERN_CHARS, compile_filter
 from app.core.matching import AutomationIndex
 from app.core.pipeline import MemoryAliasStore, Pipeline, ProcessResult, SourceInfo
 from app.errors import InvalidAutomationError
+from app.lang.filters import MAX_DEPTH, MAX_NODES, MAX_PATTERN_CHARS, compile_filter
 from app.serialization import dumps, loads
 from app.stream.automations import RuleBook
 from tests.factories import ACTION_TOPICS, NOW, event_bytes, make_automation

@@ -8,14 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.core.templating import (
-    VARIABLES,
-    compile_template,
-    compile_tree,
-    sample_variables,
-    template_variables,
-)
+from app.core.documents import template_variables
 from app.errors import TemplateError, UnknownVariableError
+from app.lang.templating import VARIABLES, compile_template, compile_tree, sample_variables
 from app.serialization import loads
 from tests.factories import make_event
 

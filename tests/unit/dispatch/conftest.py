@@ -10,9 +10,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from app.dispatch.config import DispatchSettings
 from app.dispatch.http import WebhookSender
 from app.dispatch.secrets import SecretResolver
+from app.dispatch_settings import DispatchSettings
 from tests.unit.dispatch.fakes import Received, Receiver
 
 

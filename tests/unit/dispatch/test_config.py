@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.dispatch.config import DispatchSettings
+from app.dispatch_settings import DispatchSettings
 
 
 def test_defaults_are_the_documented_numbers() -> None:

@@ -14,12 +14,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from app.dispatch.config import DispatchSettings
+from app.contract.results import ErrorKind
 from app.dispatch.delivery_errors import BlockedAddressError
 from app.dispatch.http import USER_AGENT, WebhookSender, prepare_webhook
-from app.dispatch.outcome import ErrorKind
 from app.dispatch.retry import Verdict, classify
 from app.dispatch.secrets import SecretResolver
+from app.dispatch_settings import DispatchSettings
 from tests.unit.dispatch.fakes import FakeResolver, Receiver
 
 BODY = '{"model": "acme/proj/mnist:v3",   "note": "héllo ✓"}'

@@ -7,9 +7,9 @@ import socket
 
 import pytest
 
-from app.dispatch.config import DispatchSettings
 from app.dispatch.delivery_errors import BlockedAddressError, BlockedTargetError, InvalidJobError
 from app.dispatch.netguard import GuardedResolver, NetworkPolicy, address_category, check_url
+from app.dispatch_settings import DispatchSettings
 from tests.unit.dispatch.fakes import FakeResolver
 
 REFUSED = [

@@ -6,10 +6,10 @@ import random
 from datetime import UTC, datetime
 from typing import Any
 
-from app.contract.results import ActionResult, DeadLetter, ResultStatus
-from app.dispatch.config import DispatchSettings
-from app.dispatch.outcome import AttemptOutcome, ErrorKind
-from app.dispatch.retry import decide
+from app.contract.results import ActionResult, ErrorKind, JobDeadLetter, ResultStatus
+from app.dispatch.outcome import AttemptOutcome
+from app.dispatch.retry import attempt_result, decide
+from app.dispatch_settings import DispatchSettings
 from app.serialization import loads
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
@@ -40,7 +40,7 @@ def test_attempt_record_fields() -> None:
         rng=random.Random(0),
         now=T0,
     )
-    rec = ActionResult.from_attempt(JOB, outcome, d, attempt=1)
+    rec = attempt_result(JOB, outcome, d, attempt=1)
     data = loads(rec.to_json())
     assert data["status"] == "RETRYING"
     assert data["http_status"] == 503
@@ -73,8 +73,8 @@ def test_dead_letter_holds_job_and_attempts_without_secret_values() -> None:
         rng=random.Random(0),
         now=T0,
     )
-    rec = ActionResult.from_attempt(JOB, outcome, d, attempt=1)
-    dl = DeadLetter(job=JOB, reason=d.reason or "", attempts=[rec], dead_at=T0)
+    rec = attempt_result(JOB, outcome, d, attempt=1)
+    dl = JobDeadLetter(job=JOB, reason=d.reason or "", attempts=[rec], dead_at=T0)
     data = loads(dl.to_json())
     assert data["job"]["action"]["secret"] == "HOOK_SECRET"
     assert data["attempts"][0]["error_kind"] == "secret"

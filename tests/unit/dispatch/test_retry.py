@@ -10,9 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.contract.results import ResultStatus
-from app.dispatch.config import DispatchSettings
-from app.dispatch.outcome import AttemptOutcome, ErrorKind
+from app.contract.results import ErrorKind, ResultStatus
+from app.dispatch.outcome import AttemptOutcome
 from app.dispatch.retry import (
     Verdict,
     backoff_ceiling,
@@ -23,6 +22,7 @@ from app.dispatch.retry import (
     parse_retry_after,
     retry_tier,
 )
+from app.dispatch_settings import DispatchSettings
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 SETTINGS = DispatchSettings()

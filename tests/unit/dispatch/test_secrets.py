@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from app.dispatch.config import DispatchSettings
 from app.dispatch.delivery_errors import InvalidJobError, SecretNotConfiguredError
 from app.dispatch.secrets import SecretResolver
+from app.dispatch_settings import DispatchSettings
 
 
 def test_folder_file_is_read_and_stripped(resolver: SecretResolver, secrets_dir: Path) -> None:

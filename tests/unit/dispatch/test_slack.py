@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from app.contract.results import ErrorKind
 from app.dispatch.deliver import deliver
 from app.dispatch.delivery_errors import InvalidJobError
 from app.dispatch.http import WebhookSender
-from app.dispatch.outcome import ErrorKind
 from app.dispatch.retry import Verdict, classify
 from app.dispatch.secrets import SecretResolver
 from app.dispatch.slack import artifact_url, build_slack_message

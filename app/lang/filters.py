@@ -23,15 +23,12 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import re2
 
 from app.errors import FilterError
 from app.serialization import dumps
-
-if TYPE_CHECKING:
-    from app.contract.models import Event
 
 __all__ = [
     "FIELDS",
@@ -41,7 +38,6 @@ __all__ = [
     "MISSING",
     "CompiledFilter",
     "compile_filter",
-    "filter_document",
     "metadata_value",
 ]
 
@@ -730,22 +726,3 @@ def compile_filter(spec: Mapping[str, Any] | None) -> CompiledFilter:
         return CompiledFilter(None, None)
     root = _compile_doc(spec, "", 0, _Budget())
     return CompiledFilter(spec, None if isinstance(root, _True) else root)
-
-
-def filter_document(event: Event) -> dict[str, Any]:
-    """The fields a filter sees, built once per event."""
-    artifact = event.artifact
-    doc: dict[str, Any] = {
-        "type": artifact.type,
-        "version": artifact.version,
-        "collection": artifact.collection,
-        "aliases": artifact.aliases,
-        "tags": artifact.tags,
-        "metadata": artifact.metadata,
-    }
-    alias = event.added_alias
-    if alias is not None:
-        doc["alias"] = alias
-    if event.author is not None:
-        doc["author"] = event.author
-    return doc

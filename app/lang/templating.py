@@ -43,14 +43,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from app.core.filters import MISSING, metadata_value
 from app.errors import RenderLimitError, TemplateError, UnknownVariableError
+from app.lang.filters import MISSING, metadata_value
 from app.serialization import dumps
-
-if TYPE_CHECKING:
-    from app.contract.models import Event
 
 __all__ = [
     "METADATA_PREFIX",
@@ -61,7 +58,6 @@ __all__ = [
     "compile_template",
     "compile_tree",
     "sample_variables",
-    "template_variables",
 ]
 
 METADATA_PREFIX = "artifact_metadata."
@@ -309,40 +305,6 @@ class TemplateVariables(dict[str, str]):
             value = "" if found is MISSING else _text(found)
         self[key] = value
         return value
-
-
-def _version(version: int | None) -> str:
-    return "" if version is None else f"v{version}"
-
-
-def template_variables(event: Event, previous_version: int | None = None) -> TemplateVariables:
-    """Every variable of one event, computed once."""
-    artifact = event.artifact
-    source = event.source
-    return TemplateVariables(
-        {
-            "event_type": event.event_type.value,
-            "event_author": event.author or "",
-            "entity_name": event.entity,
-            "project_name": event.project,
-            "artifact_collection_name": artifact.collection,
-            "artifact_version": f"v{artifact.version}",
-            "artifact_version_string": event.artifact_version_string,
-            "alias": event.added_alias or "",
-            "artifact_type": artifact.type,
-            "registry_name": event.registry or "",
-            "event_id": event.event_id,
-            "previous_version": _version(previous_version),
-            "artifact_digest": artifact.digest or "",
-            "occurred_at": event.occurred_at.isoformat(),
-            "source_artifact_version_string": (
-                ""
-                if source is None
-                else f"{source.entity}/{source.project}/{source.collection}:v{source.version}"
-            ),
-        },
-        artifact.metadata,
-    )
 
 
 # Sample values start with a character that is never a valid JSON escape and hold
