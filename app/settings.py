@@ -11,7 +11,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.dispatch_settings import DispatchSettings
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["Settings", "get_settings", "record_size_limit"]
+
+
+def record_size_limit(max_event_bytes: int) -> int:
+    """Largest record the worker produces: a dead letter keeps a 2x-limit original
+    (base64: 4/3 more) and a job carries its event, with 64 KiB for the envelope."""
+    return 4 * max_event_bytes + 64 * 1024
+
 
 # Hosts that mean "every interface": no client can connect to them by that name.
 _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})
@@ -155,7 +162,11 @@ class Settings(BaseSettings):
     @property
     def max_record_bytes(self) -> int:
         """Largest record the worker produces: a dead letter keeps a 2x-limit original."""
-        return 4 * self.max_event_bytes + 64 * 1024
+        return record_size_limit(self.max_event_bytes)
+
+    def event_topic(self, *, registry: bool) -> str:
+        """The event topic an event goes to: registry events apart from artifact events."""
+        return self.registry_events_topic if registry else self.artifact_events_topic
 
     @property
     def alias_pointers_topic(self) -> str:

@@ -37,12 +37,10 @@ def dry_run(
     raw = dumps(example_event(automation, clock)) if event_raw is None else event_raw
     event, received = parse_http_event(raw, settings.max_event_bytes)
     explanation = explain(automation, event)
-    pipeline = Pipeline(
+    pipeline = Pipeline.from_settings(
         AutomationIndex([automation.model_copy(update={"enabled": True})]),
-        topics=settings.action_topics,
-        max_event_bytes=settings.max_event_bytes,
+        settings,
         clock=lambda: clock,
-        reserved_topics=settings.reserved_topics,
     )
     result = pipeline.process(raw, aliases=MemoryAliasStore(), source=SourceInfo(DRY_RUN_TOPIC))
     job: dict[str, Any] | None = None

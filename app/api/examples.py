@@ -19,6 +19,7 @@ from app.contract.models import (
     ProjectScope,
     RegistryScope,
 )
+from app.contract.timestamps import iso_z
 
 __all__ = ["example_event", "registry_project"]
 
@@ -115,7 +116,7 @@ def example_event(automation: Automation, now: datetime) -> dict[str, Any]:
     event: dict[str, Any] = {
         "event_id": f"example-{automation.id}",
         "event_type": automation.event.value,
-        "occurred_at": now.isoformat().replace("+00:00", "Z"),
+        "occurred_at": iso_z(now),
         "author": pins["author"] if isinstance(pins.get("author"), str) else "example-user",
         "entity": place["entity"],
         "project": place["project"],

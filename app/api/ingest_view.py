@@ -19,11 +19,7 @@ class EventsView(ApiView):
         settings = self.ctx.settings
         raw = await read_body(request, settings.max_event_bytes)
         event, _ = parse_http_event(raw, settings.max_event_bytes)
-        topic = (
-            settings.registry_events_topic
-            if event.is_registry_event
-            else settings.artifact_events_topic
-        )
+        topic = settings.event_topic(registry=event.is_registry_event)
         try:
             partition, offset = await self.ctx.send(topic, event.collection_path.encode(), raw)
         except Exception as exc:  # any producer failure: the event was not taken

@@ -13,6 +13,7 @@ from typing import Any
 
 from app import serialization
 from app.cli.api_commands import add_api_commands
+from app.contract.timestamps import iso_z
 from app.errors import HookstreamError
 from app.settings import Settings
 
@@ -88,7 +89,7 @@ def _event_from_flags(args: argparse.Namespace) -> dict[str, Any]:
     event: dict[str, Any] = {
         "event_id": str(uuid.uuid4()),
         "event_type": args.type,
-        "occurred_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "occurred_at": iso_z(datetime.now(UTC)),
         "entity": args.entity,
         "project": args.project,
         "artifact": {
@@ -160,9 +161,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
                 (None, raw)
             )
             continue
-        topic = args.topic or (
-            settings.registry_events_topic if event.registry else settings.artifact_events_topic
-        )
+        topic = args.topic or settings.event_topic(registry=bool(event.registry))
         by_topic.setdefault(topic, []).append((event.collection_path.encode(), raw))
         print(f"{topic} <- {event.event_type.value} {event.event_id} ({event.collection_path})")
     for topic, records in by_topic.items():

@@ -50,13 +50,7 @@ def run_evaluate(
     except (OSError, UnicodeDecodeError) as exc:
         err.write(f"error: cannot read automations {automations_path}: {exc}\n")
         return 2
-    pipeline = Pipeline(
-        index,
-        topics=settings.action_topics,
-        max_event_bytes=settings.max_event_bytes,
-        clock=clock,
-        reserved_topics=settings.reserved_topics,
-    )
+    pipeline = Pipeline.from_settings(index, settings, clock=clock)
     aliases = MemoryAliasStore()
     topic = str(events_path)
     try:

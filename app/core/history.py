@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.contract.models import job_id
 from app.contract.results import ResultStatus
+from app.contract.timestamps import iso_z
 from app.core.pipeline import ProcessResult
 from app.serialization import JSONDecodeError, dumps, loads
 
@@ -164,7 +165,7 @@ def read_result(
 
 def _ts(moment: datetime) -> str:
     # One fixed format (UTC, microseconds, Z) so that stored timestamps sort as text.
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return iso_z(moment.astimezone(UTC), "microseconds")
 
 
 def _outcome(record: ResultRecord) -> dict[str, Any]:
@@ -312,7 +313,7 @@ def execution_records(result: ProcessResult, now: datetime) -> list[ExecutionRec
     sent = {out.automation_id: out.topic for out in result.outbounds}
     skipped = dict(result.skipped)
     failed = dict(result.failures)
-    at = now.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    at = iso_z(now.astimezone(UTC), "milliseconds")
     event_type = event.event_type.value.encode()
     records = []
     for compiled in result.matched:

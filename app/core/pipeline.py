@@ -27,11 +27,13 @@ from app.contract.models import (
     parse_automation,
     parse_event,
 )
+from app.contract.timestamps import iso_z
 from app.core.documents import filter_document, template_variables
 from app.core.matching import AutomationIndex, CompiledAutomation
 from app.errors import ConfigError, InvalidAutomationError, InvalidEventError, JobTooLargeError
 from app.lang.templating import TemplateVariables
 from app.serialization import JSONDecodeError, dumps, loads
+from app.settings import Settings, record_size_limit
 
 __all__ = [
     "TOPIC_ACTION_TYPES",
@@ -234,6 +236,22 @@ class Pipeline:
         "topics",
     )
 
+    @classmethod
+    def from_settings(
+        cls,
+        index: AutomationIndex,
+        settings: Settings,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> Pipeline:
+        """The pipeline a worker, a dry run or `evaluate` runs: topics and limits of settings."""
+        return cls(
+            index,
+            topics=settings.action_topics,
+            max_event_bytes=settings.max_event_bytes,
+            clock=clock,
+            reserved_topics=settings.reserved_topics,
+        )
+
     def __init__(
         self,
         index: AutomationIndex,
@@ -256,7 +274,7 @@ class Pipeline:
         # (Settings.max_record_bytes); a larger one would crash the send. Rendering
         # stops early at three event limits (the job also carries the event), so a
         # template repeating a large metadata value cannot exhaust memory.
-        self.max_job_bytes = 4 * max_event_bytes + 64 * 1024
+        self.max_job_bytes = record_size_limit(max_event_bytes)
         self.render_budget = 3 * max_event_bytes
         self.clock = clock
         # A kafka action may not write into Hookstream's own topics (loops, corruption).
@@ -285,7 +303,7 @@ class Pipeline:
         common: dict[str, Any] = {
             "event_id": event.event_id,
             "event_type": event.event_type.value,
-            "created_at": created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "created_at": iso_z(created_at, "milliseconds"),
             "previous_version": previous,
         }
         for compiled in matched:

@@ -31,7 +31,7 @@ from app.dispatch.delivery_errors import (
     SecretNotConfiguredError,
 )
 from app.dispatch.netguard import GuardedResolver, NetworkPolicy, check_url
-from app.dispatch.outcome import AttemptOutcome
+from app.dispatch.outcome import AttemptOutcome, is_2xx
 from app.dispatch.secrets import SecretResolver
 from app.dispatch.signing import (
     SIGNATURE_HEADER,
@@ -355,7 +355,7 @@ class WebhookSender:
             )
         duration = time.perf_counter() - started
         assert status is not None  # a timeout before the status returned above
-        error = None if 200 <= status < 300 else _status_text(status)
+        error = None if is_2xx(status) else _status_text(status)
         if body_error is not None:
             body_error = _scrub(body_error, request.url)
             error = f"{error}; {body_error}" if error else body_error

@@ -7,7 +7,12 @@ from datetime import datetime
 
 from app.contract.results import ErrorKind
 
-__all__ = ["AttemptOutcome"]
+__all__ = ["AttemptOutcome", "is_2xx"]
+
+
+def is_2xx(status: int) -> bool:
+    """Whether an HTTP status is a success (2xx)."""
+    return 200 <= status < 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,4 +31,4 @@ class AttemptOutcome:
     @property
     def ok(self) -> bool:
         """True for a 2xx response."""
-        return self.status is not None and 200 <= self.status < 300
+        return self.status is not None and is_2xx(self.status)

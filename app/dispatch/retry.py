@@ -29,7 +29,7 @@ from enum import StrEnum
 from typing import Any
 
 from app.contract.results import ActionResult, ErrorKind, ResultStatus, job_text
-from app.dispatch.outcome import AttemptOutcome
+from app.dispatch.outcome import AttemptOutcome, is_2xx
 from app.dispatch_settings import DispatchSettings
 
 __all__ = [
@@ -65,7 +65,7 @@ def classify(outcome: AttemptOutcome) -> Verdict:
     if outcome.error_kind is not ErrorKind.NONE or outcome.status is None:
         return Verdict.FAIL
     status = outcome.status
-    if 200 <= status < 300:
+    if is_2xx(status):
         return Verdict.SUCCESS
     if status == 410:
         return Verdict.GONE

@@ -52,12 +52,8 @@ class Hookstream:
         self.metrics = WorkerMetrics(self.registry)
         self.index = AutomationIndex()
         self.rulebook = RuleBook(self.index, on_change=self._on_rule_change)
-        self.pipeline = Pipeline(
-            self.index,
-            topics=settings.action_topics,
-            max_event_bytes=settings.max_event_bytes,
-            clock=lambda: datetime.now(UTC),
-            reserved_topics=settings.reserved_topics,
+        self.pipeline = Pipeline.from_settings(
+            self.index, settings, clock=lambda: datetime.now(UTC)
         )
         self.app = faust.App(
             settings.app_id,

@@ -6,7 +6,8 @@ URL points nowhere, so nothing reaches a Kafka), the agent built by
 ``Pipeline`` over one automation, ``OrderedAcks``, and ``TableAliasPointers`` over the
 real ``alias-pointers`` Faust Table (``define_alias_table``).
 
-What stands in: ``EventPath.send`` is a fake that returns futures the test resolves
+What stands in: ``EventPath.send`` is ``app.testing.RecordingSend``, a fake that
+returns futures the test resolves
 (Kafka's acknowledgements of the jobs, dead letters and history records). The
 producer is never started, so the table's changelog records stay in Faust's producer
 buffer (``app.producer.buffer.pending``) as ``FutureMessage``s; the test takes them
@@ -38,7 +39,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -54,6 +54,7 @@ from app.stream.acks import OrderedAcks
 from app.stream.agents import EventPath, agent_name, define_event_agent
 from app.stream.aliases import TableAliasPointers, define_alias_table
 from app.stream.metrics import WorkerMetrics
+from app.testing import RecordingSend
 from tests.factories import ACTION_TOPICS, NOW, event_bytes, make_automation, make_event
 
 EVENTS = "registry-events"
@@ -62,36 +63,6 @@ HISTORY = "action-results"
 PARTITIONS = 4
 PATH = make_event().collection_path
 KEY = PATH.encode()
-
-
-@dataclass
-class Sent:
-    """One record the event path queued, with the future standing for Kafka's ack."""
-
-    topic: str
-    value: bytes
-    key: bytes | None
-    headers: Any
-    future: asyncio.Future[Any]
-
-
-class FakeSend:
-    """``EventPath.send``: records each record and returns a future the test resolves."""
-
-    def __init__(self) -> None:
-        self.records: list[Sent] = []
-
-    async def __call__(
-        self, topic: str, value: bytes, key: bytes | None, headers: Any
-    ) -> asyncio.Future[Any]:
-        """Queue one record (nothing is delivered until the test says so)."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.records.append(Sent(topic, value, key, headers, future))
-        return future
-
-    def to(self, topic: str) -> list[Sent]:
-        """The records queued for one topic."""
-        return [r for r in self.records if r.topic == topic]
 
 
 class Rig:
@@ -115,7 +86,7 @@ class Rig:
             partitions=PARTITIONS,
         )
         self.table: Any = define_alias_table(self.app, PARTITIONS)
-        self.send = FakeSend()
+        self.send = RecordingSend()
         self.failures: list[BaseException] = []
         self.acks = OrderedAcks(self.failures.append)
         self.path = EventPath(
