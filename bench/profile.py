@@ -15,8 +15,8 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "parse + validate (orjson, pydantic, app.contract.models)",
         ("pydantic", "parse_event", "serialization.py:", "app/contract/models.py"),
     ),
-    ("match (index, filters)", ("app/core/matching.py", "app/core/filters.py")),
-    ("render jobs (templates, job JSON)", ("app/core/templating.py", "Pipeline._emit", "job_id")),
+    ("match (index, filters)", ("app/core/matching.py", "app/lang/filters.py")),
+    ("render jobs (templates, job JSON)", ("app/lang/templating.py", "Pipeline._emit", "job_id")),
     ("alias pointers (app/tables.py)", ("app/tables.py", "alias_pointers")),
     ("metrics (prometheus_client)", ("app/stream/metrics.py", "prometheus_client")),
     (
