@@ -34,6 +34,7 @@ from app.stream.automations import (
     RuleBook,
     define_automations_table,
 )
+from app.stream.offsets import on_rebalance_complete
 from app.stream.tuning import faust_settings
 from app.views import define_views
 
@@ -107,6 +108,14 @@ class Hookstream:
                 self.app, self._raw_topic(name), path, self.rulebook.ready.wait
             )
         self._crash: asyncio.Future[None] | None = None
+        stream_topics = frozenset(
+            (
+                settings.registry_events_topic,
+                settings.artifact_events_topic,
+                settings.action_results_topic,
+            )
+        )
+        on_rebalance_complete(self.app, lambda: stream_topics)
         define_views(self)
         self.api = define_api(self)
         define_lag_timer(self)
