@@ -7,11 +7,12 @@ import time
 from collections.abc import Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from app.kafka.clients import producer, read_to_end, topic_partitions
 from bench.workload import BenchEvent
 
-__all__ = ["OffsetWatcher", "prefill", "read_records"]
+__all__ = ["GroupLag", "OffsetWatcher", "prefill", "read_records"]
 
 
 async def prefill(
@@ -70,6 +71,49 @@ class OffsetWatcher:
             await asyncio.sleep(poll)
             total = await self.total(topics)
         return total
+
+
+class GroupLag:
+    """Consumer lag of a worker on its source topics: end offsets minus committed offsets.
+
+    The worker's group is not named here (Faust's group is the app id; an earlier engine
+    used `<app id>-engine`): of the groups whose id starts with `group_prefix`, the one
+    that has committed the most on the topics is the worker's. That is the lag that
+    `kafka-consumer-groups --describe` shows.
+    """
+
+    def __init__(self, bootstrap: str, topics: Sequence[str], group_prefix: str) -> None:
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        self._topics = list(topics)
+        self._prefix = group_prefix
+        self._tps: list[TopicPartition] = []
+
+    async def start(self) -> None:
+        """Connect and look the topics' partitions up."""
+        await self._consumer.start()
+        await self._admin.start()
+        for topic in self._topics:
+            self._tps += await topic_partitions(self._consumer, topic)
+
+    async def stop(self) -> None:
+        """Disconnect."""
+        await self._consumer.stop()
+        await self._admin.close()
+
+    async def sample(self) -> tuple[int, int]:
+        """(records in the topics, records the worker's group has committed) right now."""
+        # Committed offsets first, end offsets second: the lag is never below zero.
+        groups = [g[0] for g in await self._admin.list_consumer_groups()]
+        committed = 0
+        for group in groups:
+            if not str(group).startswith(self._prefix):
+                continue
+            offsets = await self._admin.list_consumer_group_offsets(group, partitions=self._tps)
+            done = sum(max(meta.offset, 0) for meta in offsets.values() if meta is not None)
+            committed = max(committed, done)
+        ends = await self._consumer.end_offsets(self._tps)
+        return int(sum(ends.values())), committed
 
 
 async def read_records(bootstrap: str, topics: Sequence[str]) -> list[ConsumerRecord[bytes, bytes]]:

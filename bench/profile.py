@@ -1,12 +1,17 @@
-"""Summarise a py-spy profile (raw collapsed stacks) into where the worker's time goes."""
+"""Summarise a py-spy profile (raw collapsed stacks) into where the worker's time goes.
+
+Two views of the same samples: the *split* by owner (Faust's delivery, i.e. the
+faust/, mode/ and aiokafka/ frames, against Hookstream's own work in app/ frames, and
+the event loop), and finer *categories* of what the code was doing.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["CATEGORIES", "Summary", "summarize"]
+__all__ = ["CATEGORIES", "FAUST", "HOOKSTREAM", "LOOP", "OWNERS", "Summary", "owner", "summarize"]
 
 # (category, substrings of a frame "function (file:line)"): a sample belongs to the
 # first category, in this order, found in its innermost frame that is not generic.
@@ -17,7 +22,7 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("match (index, filters)", ("app/core/matching.py", "app/lang/filters.py")),
     ("render jobs (templates, job JSON)", ("app/lang/templating.py", "Pipeline._emit", "job_id")),
-    ("alias pointers (app/tables.py)", ("app/tables.py", "alias_pointers")),
+    ("alias pointers (app/stream/aliases.py)", ("app/stream/aliases.py", "alias_pointers")),
     ("metrics (prometheus_client)", ("app/stream/metrics.py", "prometheus_client")),
     (
         "other decision code (pipeline, result objects)",
@@ -57,7 +62,10 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "Faust delivery (drain, conductor, queues, stream, acks, sensors)",
         ("faust/", "mode/"),
     ),
-    ("engine loop (app/engine.py)", ("app/engine.py",)),
+    (
+        "Hookstream's agent glue (app/stream/: agents, acks; app/engine.py)",
+        ("app/stream/", "app/engine.py"),
+    ),
 )
 
 # Frames that only schedule work for others: a sample is charged to its caller.
@@ -68,6 +76,20 @@ _GENERIC = (
     "mode/services.py", "mode/threads.py", "mode/worker.py",
 )  # fmt: skip
 _LOOP = "event loop (uvloop callbacks, selectors, task switches)"
+
+# The split by owner: the innermost frame that belongs to Faust's stack or to Hookstream
+# decides; other libraries (pydantic, orjson, lz4, prometheus_client, ...) are charged to
+# whichever of the two called them. Faust's needles are tried first: "faust/app/base.py"
+# also holds "app/".
+FAUST = "Faust's delivery (faust/, mode/, aiokafka/ frames)"
+HOOKSTREAM = "Hookstream's own work (app/ frames)"
+LOOP = "event loop and start-up frames (neither of the two)"
+OWNERS = (FAUST, HOOKSTREAM, LOOP)
+_FAUST_FRAMES = ("faust/", "mode/", "aiokafka/")
+_APP_FRAMES = ("(app/", f"({Path(__file__).resolve().parents[1]}/app/")
+# Frames that start or run an event loop (the main one, or the consumer thread's) rather
+# than deliver: a sample with nothing owned below them is the loop's own work.
+_RUNNERS = ("mode/worker.py", "mode/threads.py", "faust/worker.py")
 _STARTUP = ("_find_and_load",)
 _TOP = ("run_worker", "cmd_worker", "main (", "<module>", "_run_code", "_run_module_as_main")
 
@@ -79,6 +101,11 @@ class Summary:
     samples: int
     categories: list[tuple[str, float]]
     functions: list[tuple[str, float]]
+    split: list[tuple[str, float]] = field(default_factory=list)
+
+    def share(self, owner_name: str) -> float:
+        """The share (%) of one owner of the split; 0 if it has none."""
+        return dict(self.split).get(owner_name, 0.0)
 
 
 # Work done for the execution history (issue 4) is charged to it wherever it happens
@@ -88,6 +115,7 @@ _HISTORY_FRAMES = ("app/history", "fold_action_results")
 
 
 def _category(frames: list[str]) -> str:
+    """The category of a sample: see CATEGORIES (the execution history first)."""
     if any(marker in frame for frame in frames for marker in _HISTORY_FRAMES):
         return _HISTORY
     for frame in reversed(frames):
@@ -103,9 +131,22 @@ def _category(frames: list[str]) -> str:
     return _LOOP
 
 
+def owner(frames: list[str]) -> str:
+    """FAUST, HOOKSTREAM or LOOP: the innermost frame of either decides (see OWNERS)."""
+    for frame in reversed(frames):
+        if frame.startswith(_TOP) or any(r in frame for r in _RUNNERS):
+            return LOOP
+        if any(f in frame for f in _FAUST_FRAMES):
+            return FAUST
+        if any(a in frame for a in _APP_FRAMES):
+            return HOOKSTREAM
+    return LOOP
+
+
 def summarize(path: Path, top: int = 15) -> Summary:
     """Read `py-spy record --format raw` output; import-time samples are left out."""
     by_category: Counter[str] = Counter()
+    by_owner: Counter[str] = Counter()
     by_function: Counter[str] = Counter()
     total = 0
     for line in path.read_text(errors="replace").splitlines():
@@ -118,10 +159,12 @@ def summarize(path: Path, top: int = 15) -> Summary:
         n = int(count)
         total += n
         by_category[_category(frames)] += n
+        by_owner[owner(frames)] += n
         by_function[frames[-1].replace(".venv/lib/python3.11/site-packages/", "")] += n
     share = 100.0 / total if total else 0.0
     return Summary(
         total,
         [(name, n * share) for name, n in by_category.most_common()],
         [(name, n * share) for name, n in by_function.most_common(top)],
+        [(name, by_owner[name] * share) for name in OWNERS],
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from app.kafka.clients import topic_partitions
 from app.serialization import loads
 from app.settings import Settings
 from bench import workload
-from bench.kafka_ops import OffsetWatcher, prefill, read_records
+from bench.kafka_ops import GroupLag, OffsetWatcher, prefill, read_records
 from bench.machine import cpu_seconds, rss_kib
 from bench.matcher import expected_job_ids
 from bench.workload import BenchEvent
@@ -33,6 +34,7 @@ from tests.integration.harness import WorkerProcess, isolated_settings
 
 __all__ = [
     "Bench",
+    "LagVerdict",
     "LatencyResult",
     "Throughput",
     "WorkerRun",
@@ -112,18 +114,57 @@ class WorkerRun:
     profile: Path | None = None
 
 
+# S3's "without growing consumer lag". Lag of committed offsets is a saw-tooth: it climbs
+# between commits (every 2.8 s by Faust's default) and falls at each. Its low points,
+# just after a commit, are the backlog the consumer has not yet got through; a consumer
+# that falls behind raises them steadily. The lag is *growing* if the lowest lag of the
+# last LAG_WINDOW seconds of the load exceeds the lowest lag of the first LAG_WINDOW
+# seconds after the warm-up by more than LAG_TOLERANCE_SECONDS of events. A window
+# holds several commits, and samples come every LAG_POLL s, so each window's low point
+# is taken within about LAG_POLL of a commit in both windows.
+LAG_WINDOW = 10.0
+LAG_TOLERANCE_SECONDS = 2.0  # over 60 s: a worker short of the rate by 4% or more
+LAG_POLL = 0.5
+# The load generator must have offered at least this share of the asked rate, or the
+# rate was not sustained and the run proves nothing about it.
+RATE_SHARE = 0.95
+
+
+@dataclass(frozen=True, slots=True)
+class LagVerdict:
+    """Consumer lag over one steady rate: the two windows compared, and the trend."""
+
+    early_low: int  # lowest lag in the first window after the warm-up
+    late_low: int  # lowest lag in the last window of the load
+    peak: int  # highest lag over the measured span (information)
+    tolerance: int
+    slope: float  # least-squares lag growth over the measured span, events per second
+    end_lag: int  # lag at the last sample of the load
+    offered_eps: float  # events per second the generator actually produced
+
+    @property
+    def growing(self) -> bool:
+        """True if the lag's low points rose by more than the tolerance."""
+        return self.late_low > self.early_low + self.tolerance
+
+
 @dataclass(slots=True)
 class LatencyResult:
-    """Event-to-job latency at one steady rate, in milliseconds."""
+    """Event-to-job latency at one steady rate, in milliseconds, and the worker's lag."""
 
     rate: int
     seconds: float
     jobs: int
     create_ms: list[float] = field(default_factory=list)
     receive_ms: list[float] = field(default_factory=list)
+    warmup: float = 0.0
+    # (seconds since the load started, records in the event topics, records committed)
+    lag_samples: list[tuple[float, int, int]] = field(default_factory=list)
+    load_seconds: float = 0.0  # from the first event produced to the generator's exit
 
     @staticmethod
     def _pct(values: list[float], q: float) -> float:
+        """Nearest-rank percentile q (0-1); 0 for no values."""
         if not values:
             return 0.0
         ordered = sorted(values)
@@ -132,6 +173,48 @@ class LatencyResult:
     def p(self, which: str, q: float) -> float:
         """Percentile q (0-1) of 'create' or 'receive' latencies."""
         return self._pct(self.create_ms if which == "create" else self.receive_ms, q)
+
+    def lag(self) -> LagVerdict | None:
+        """The lag verdict over the measured span (warm-up left out); None without samples."""
+        start, end = self.warmup, self.load_seconds
+        measured = [(t, e, e - c) for t, e, c in self.lag_samples if start <= t <= end]
+        if len(measured) < 2:
+            return None
+        window = min(LAG_WINDOW, (end - start) / 3)
+        early = [lag for t, _, lag in measured if t <= start + window] or [measured[0][2]]
+        late = [lag for t, _, lag in measured if t >= end - window] or [measured[-1][2]]
+        span = measured[-1][0] - measured[0][0]
+        offered = (measured[-1][1] - measured[0][1]) / span if span > 0 else 0.0
+        return LagVerdict(
+            early_low=min(early),
+            late_low=min(late),
+            peak=max(lag for _, _, lag in measured),
+            tolerance=round(self.rate * LAG_TOLERANCE_SECONDS),
+            slope=_slope([(t, float(lag)) for t, _, lag in measured]),
+            end_lag=measured[-1][2],
+            offered_eps=offered,
+        )
+
+    def sustained(self) -> bool:
+        """The rate was offered (RATE_SHARE of it), jobs came out, and lag did not grow."""
+        verdict = self.lag()
+        return (
+            verdict is not None
+            and self.jobs > 0
+            and verdict.offered_eps >= RATE_SHARE * self.rate
+            and not verdict.growing
+        )
+
+
+def _slope(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope of y over x; 0 for fewer than two distinct x."""
+    n = len(points)
+    mean_x = sum(x for x, _ in points) / n
+    mean_y = sum(y for _, y in points) / n
+    var = sum((x - mean_x) ** 2 for x, _ in points)
+    if var == 0:
+        return 0.0
+    return sum((x - mean_x) * (y - mean_y) for x, y in points) / var
 
 
 def prepare(bootstrap: str, workdir: Path, events: int) -> Bench:
@@ -149,6 +232,7 @@ def prepare(bootstrap: str, workdir: Path, events: int) -> Bench:
 
 
 def _span(timestamps: list[int]) -> float:
+    """Seconds from the first to the last of millisecond timestamps."""
     return (max(timestamps) - min(timestamps)) / 1000 if timestamps else 0.0
 
 
@@ -183,6 +267,7 @@ def passthrough(bench: Bench, tag: str = "", timeout: float = 600.0) -> Throughp
 
 
 def _last_figure(output: str, label: str, index: int = 1) -> float:
+    """The figure `index` places after `label` on the last line that holds the label."""
     # Faust's worker sends print() through its logger: the label may follow a prefix.
     for line in reversed(output.splitlines()):
         parts = line.split()
@@ -234,6 +319,7 @@ class _Profiler:
         self._thread.start()
 
     def _attach(self) -> None:
+        """Start py-spy on the worker's pid once the process exists."""
         deadline = time.monotonic() + 60
         while self.worker.proc is None and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -371,6 +457,7 @@ def worker_run(
 
 
 async def _wait_total(bootstrap: str, topics: list[str], expect: int, timeout: float) -> int:
+    """Wait until the topics hold `expect` records; returns how many they hold."""
     watcher = OffsetWatcher(bootstrap)
     await watcher.start()
     try:
@@ -380,6 +467,7 @@ async def _wait_total(bootstrap: str, topics: list[str], expect: int, timeout: f
 
 
 def _epoch(stamp: str) -> float:
+    """An ISO-8601 timestamp as seconds since the epoch."""
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
@@ -404,9 +492,22 @@ def _loadgen(bench: Bench, settings: Settings, rate: int, seconds: float, prefix
     ]
 
 
+async def _sample_lag(
+    probe: GroupLag, samples: list[tuple[float, int, int]], stop: asyncio.Event
+) -> None:
+    """Append (monotonic time, records in the topics, records committed) every LAG_POLL s."""
+    while not stop.is_set():
+        at = time.monotonic()
+        ends, committed = await probe.sample()
+        samples.append((at, ends, committed))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), LAG_POLL)
+
+
 async def _measure_rate(
     bench: Bench, settings: Settings, rate: int, seconds: float, warmup: float
 ) -> LatencyResult:
+    """One steady rate: job latencies from the action topics, lag of the worker's group."""
     topics = list(settings.action_topics.values())
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bench.bootstrap,
@@ -414,8 +515,17 @@ async def _measure_rate(
         enable_auto_commit=False,
         fetch_max_wait_ms=100,
     )
+    probe = GroupLag(
+        bench.bootstrap,
+        [settings.registry_events_topic, settings.artifact_events_topic],
+        settings.app_id,
+    )
     await consumer.start()
-    result = LatencyResult(rate, seconds, 0)
+    await probe.start()
+    result = LatencyResult(rate, seconds, 0, warmup=warmup)
+    samples: list[tuple[float, int, int]] = []
+    stop = asyncio.Event()
+    sampler: asyncio.Task[None] | None = None
     try:
         tps: list[TopicPartition] = []
         for topic in topics:
@@ -425,14 +535,18 @@ async def _measure_rate(
         for tp in tps:
             await consumer.position(tp)
         prefix = f"lat{rate}-{bench.run_id}"
+        sampler = asyncio.create_task(_sample_lag(probe, samples, stop))
         gen = await asyncio.create_subprocess_exec(
             *_loadgen(bench, settings, rate, seconds + warmup, prefix),
             cwd=ROOT,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
         )
-        started = time.time()
+        # The warm-up runs from the first job's event: the generator renders its events
+        # before it starts its clock, which takes seconds at high rates.
+        first: float | None = None
         done_at: float | None = None
+        load_ended = 0.0
         while done_at is None or time.monotonic() < done_at:
             batches = await consumer.getmany(timeout_ms=50)
             now = time.time()
@@ -442,16 +556,40 @@ async def _measure_rate(
                     if not job["event_id"].startswith(prefix):
                         continue
                     occurred = _epoch(job["event"]["occurred_at"])
-                    if occurred < started + warmup:
+                    first = occurred if first is None else min(first, occurred)
+                    if occurred < first + warmup:
                         continue
                     result.jobs += 1
                     result.create_ms.append((record.timestamp / 1000 - occurred) * 1000)
                     result.receive_ms.append((now - occurred) * 1000)
             if done_at is None and gen.returncode is not None:
-                done_at = time.monotonic() + 2.0  # drain the last jobs
+                load_ended = time.monotonic()
+                done_at = load_ended + 2.0  # drain the last jobs
+        stop.set()
+        await sampler
+        _place_samples(result, samples, load_ended)
         return result
     finally:
+        stop.set()
+        if sampler is not None and not sampler.done():
+            sampler.cancel()
+        await probe.stop()
         await consumer.stop()
+
+
+def _place_samples(
+    result: LatencyResult, samples: list[tuple[float, int, int]], load_ended: float
+) -> None:
+    """Put the lag samples on the load's clock: 0 is the first sample with new events."""
+    if not samples:
+        return
+    initial = samples[0][1]
+    started = next((at for at, ends, _ in samples if ends > initial), samples[0][0])
+    # The last sample before the first new events is the load's start, give or take a poll.
+    before = [at for at, _, _ in samples if at < started]
+    origin = before[-1] if before else started
+    result.lag_samples = [(at - origin, e, c) for at, e, c in samples if at >= origin]
+    result.load_seconds = load_ended - origin
 
 
 def latency(
@@ -531,6 +669,7 @@ def cleanup(bootstrap: str, run_id: str) -> int:
 
 
 async def _delete_topics(bootstrap: str, run_id: str) -> int:
+    """Delete the topics whose names hold the run id; returns how many."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:

@@ -7,6 +7,14 @@ tell which worker holds an automation's history. This is also why the engine doe
 not write PENDING into the table directly (its events are keyed by collection path,
 on other partitions): it produces a PENDING record to `action-results` instead, like
 the dispatchers do.
+
+The event path does not wait for this table beyond a restart's tail: Faust resumes a
+worker's event partitions (Recovery.on_recovery_completed) only once every table's
+active changelog partitions are read up to their highwater, history included. With
+the memory store that meant the whole history changelog from offset 0, seconds more
+the longer the worker had run; the RocksDB store (Settings.store) keeps the table on
+disk with the changelog offset it holds, so a restart reads only what came after,
+and the compacted changelog bounds what a worker without the files re-reads.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import faust
 
 from app.core.history import apply_result, empty_history, read_result
 from app.settings import Settings
+from app.stream.context import current_event_of
 
 __all__ = ["HISTORY_TABLE", "HistoryTable", "define_history", "fold_chunk"]
 
@@ -93,11 +102,13 @@ def define_history(app: faust.App, settings: Settings) -> HistoryTable:
 def fold_chunk(table: Any, chunk: Sequence[Any], size: int) -> int:
     """Fold a chunk of `action-results` events into the table; return the keys written.
 
-    The table is written like `table[key] = value` does, with the partition of the
-    key's last record made explicit (take_events does not set Faust's current event):
-    the changelog stays co-partitioned with `action-results`.
+    The table is written like `table[key] = value` does, with the event of the key's
+    last record made explicit (take_events does not set Faust's current event): the
+    changelog stays co-partitioned with `action-results`, and the store files the
+    value under that partition.
     """
-    changed: dict[str, tuple[int, Mapping[str, Any]]] = {}
+    # key -> (the event of its last record, the folded value)
+    changed: dict[str, tuple[Any, Mapping[str, Any]]] = {}
     for event in chunk:
         message = event.message
         parsed = read_result(message.value, message.headers)
@@ -116,8 +127,11 @@ def fold_chunk(table: Any, chunk: Sequence[Any], size: int) -> int:
         current = pending[1] if pending is not None else table.get(key)
         updated = apply_result(current, record, mark, size)
         if updated is not current:
-            changed[key] = (message.partition, updated)
-    for key, (partition, value) in changed.items():
-        table.send_changelog(partition, key, value)
-        table.data[key] = value
+            changed[key] = (event, updated)
+    for key, (event, value) in changed.items():
+        table.send_changelog(event.message.partition, key, value)
+        # take_events sets no current event (#300); the RocksDB store asserts one and
+        # files the write under its partition: the event of the key's last record.
+        with current_event_of(event):
+            table.data[key] = value
     return len(changed)

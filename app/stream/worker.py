@@ -36,6 +36,7 @@ from app.stream.health import define_health_views
 from app.stream.history_table import define_history
 from app.stream.lag import LagGauge, define_lag_timer
 from app.stream.metrics import WorkerMetrics
+from app.stream.offsets import on_rebalance_complete
 from app.stream.tuning import faust_settings
 
 __all__ = ["Hookstream", "create_worker", "run_worker"]
@@ -104,6 +105,15 @@ class Hookstream:
                 self.app, self._raw_topic(name), path, self.rulebook.ready.wait
             )
         self._crash: asyncio.Future[None] | None = None
+        # Every topic an agent reads (table changelogs are Faust's own business).
+        stream_topics = frozenset(
+            {
+                settings.registry_events_topic,
+                settings.artifact_events_topic,
+                settings.action_results_topic,
+            }
+        )
+        on_rebalance_complete(self.app, lambda: stream_topics)
         define_health_views(self.app, self.readiness, self.registry)
         self.history = define_history(self.app, settings)
         self.api = define_api(

@@ -128,10 +128,14 @@ def test_join_and_sigkill_rebalances_lose_nothing_and_keep_alias_pointers(
     figures = job_figures(expected, records)
     by_event = {e["event_id"]: e for e in events}
 
-    def orphan(job: dict[str, Any]) -> bool:
-        event = by_event[job["event_id"]]
+    def after_handover(event_id: str, tps: set[tuple[str, int]]) -> bool:
+        """Whether the event is of phase 3 (after the join and the kill) on one of `tps`."""
+        event = by_event[event_id]
         tp = (event_topic(settings, event), partition_of(event_key(event), partitions))
-        return phase_of[job["event_id"]] == 2 and tp in orphaned
+        return phase_of[event_id] == 2 and tp in tps
+
+    def orphan(job: dict[str, Any]) -> bool:
+        return after_handover(job["event_id"], orphaned)
 
     orphan_times = [r.seen_at for r in records if orphan(r.json())]
     recovery = min(orphan_times) - killed_at if orphan_times else None
@@ -148,6 +152,29 @@ def test_join_and_sigkill_rebalances_lose_nothing_and_keep_alias_pointers(
         for job in expected
         if job.previous_version is not None and job.job_id in figures.jobs
     ]
+    # previous_version across each handover: jobs of phase-3 events on the partitions the
+    # joiner took and on those the killed worker left, whose pointers only the changelog
+    # (the alias-pointers Table restored by the new owner) can have carried over.
+    handed_over = {"joined": assignment[len(workers) - 1], "killed": orphaned}
+    carried = {
+        name: [
+            job
+            for job in expected
+            if job.previous_version is not None and after_handover(job.event_id, tps)
+        ]
+        for name, tps in handed_over.items()
+    }
+    broken = {
+        name: [
+            job.job_id
+            for job in jobs
+            if all(
+                c["previous_version"] != job.previous_version
+                for c in figures.jobs.get(job.job_id, [])
+            )
+        ]
+        for name, jobs in carried.items()
+    }
     doubled = [
         sum(len(copies) - 1 for jid, copies in figures.jobs.items() if jid in wanted[i])
         for i in range(3)
@@ -161,7 +188,9 @@ def test_join_and_sigkill_rebalances_lose_nothing_and_keep_alias_pointers(
             f"duplicates by phase (2 workers / +1 joins / after the kill): {doubled}; "
             f"killed worker owned {len(orphaned)} of {2 * partitions} event partitions; "
             f"{len(moved)} jobs carry a previous_version, {len(mismatched)} differ from the "
-            "offline run; recovery = SIGKILL to first job of a post-kill event on an orphaned "
+            "offline run ("
+            + ", ".join(f"{len(carried[n])} after the {n} handover" for n in carried)
+            + "); recovery = SIGKILL to first job of a post-kill event on an orphaned "
             f"partition (session timeout {SESSION_TIMEOUT} s)"
         ),
     )
@@ -172,6 +201,8 @@ def test_join_and_sigkill_rebalances_lose_nothing_and_keep_alias_pointers(
     assert figures.split_pairs == []
     assert moved, "the workload moves alias pointers"
     assert mismatched == [], "alias pointers came back from the changelog"
+    assert all(carried.values()), f"pointers moved after each handover: {handed_over}"
+    assert broken == {"joined": [], "killed": []}, "previous_version continuous over handovers"
     assert {j["automation_id"] for jobs in figures.jobs.values() for j in jobs} == {
         j.automation_id for j in expected
     }, "every automation still fires on every worker"

@@ -83,7 +83,15 @@ class WorkerProcess:
     """`hookstream worker` as a real child process."""
 
     def __init__(self, settings: Settings, log_path: Path, *, web_port: int | None = None) -> None:
-        self.settings = settings.model_copy(update={"web_port": web_port or settings.web_port})
+        # Each worker its own table data dir, named after its log (kept across its own
+        # restarts): RocksDB locks a partition's files, so two live workers on one dir
+        # would wait on each other's locks and then crash.
+        self.settings = settings.model_copy(
+            update={
+                "web_port": web_port or settings.web_port,
+                "data_dir": settings.data_dir / log_path.stem,
+            }
+        )
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -102,6 +110,8 @@ class WorkerProcess:
 
     def spawn(self) -> Self:
         """Start the process without waiting."""
+        # Faust creates the data dir itself, but not its parents.
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "app.cli", "worker"],

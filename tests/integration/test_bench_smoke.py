@@ -52,6 +52,11 @@ def test_bench_smoke_writes_the_table(kafka_bootstrap: str, tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr[-4000:]
     for label in LABELS:
         assert label in done.stdout, f"{label!r} missing from:\n{done.stdout}"
+    # Every target is printed with a verdict (which verdict is not judged: smoke sizes).
+    verdicts = [line.split()[0] for line in done.stdout.splitlines() if line.startswith("  ")]
+    assert "Targets:" in done.stdout
+    assert verdicts, done.stdout
+    assert set(verdicts) <= {"PASS", "FAIL"}
 
     data = json.loads(figures.read_text())
     assert data["s0"]["eps"] > 0
@@ -68,8 +73,9 @@ def test_bench_smoke_writes_the_table(kafka_bootstrap: str, tmp_path: Path) -> N
     for latency in data["s3"]:
         assert latency["jobs"] > 0
         assert all(ms >= 0 for ms in latency["create_ms"])
+        assert latency["lag_samples"], "no consumer-lag samples"
     assert data["s3_rss_kib"] > 0
 
     text = out.read_text()
-    for heading in ("## Machine", "## Results", "## Method"):
+    for heading in ("## Machine", "## Targets", "## Results", "## Method"):
         assert heading in text

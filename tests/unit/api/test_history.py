@@ -236,3 +236,24 @@ def test_a_chunk_skips_unreadable_records_and_writes_nothing_unchanged() -> None
     chunk = [_Event(_Message(b"a", b"not json", 1)), _Event(_Message(None, b"{}", 1))]
     assert fold_chunk(table, chunk, 50) == 0
     assert table.changelog == []
+
+
+def test_a_chunk_writes_the_store_under_the_event_of_the_keys_last_record() -> None:
+    """take_events sets no current event (#300): each store write names its record's event."""
+    from faust.streams import current_event
+
+    seen: list[tuple[str, Any]] = []
+
+    class _Data(dict[str, Any]):
+        def __setitem__(self, key: str, value: Any) -> None:
+            seen.append((key, current_event()))
+            super().__setitem__(key, value)
+
+    table = _Table()
+    table.data = _Data()
+    last_a = _result_event("j3", ResultStatus.FAILED, "a", 2)
+    only_b = _result_event("j2", ResultStatus.PENDING, "b", 0)
+    chunk = [_result_event("j1", ResultStatus.PENDING, "a", 2), only_b, last_a]
+    assert fold_chunk(table, chunk, 50) == 2
+    assert seen == [("a", last_a), ("b", only_b)]
+    assert current_event() is None
