@@ -63,10 +63,10 @@ bench: install ## Benchmarks on their own local broker (port BENCH_KAFKA_PORT): 
 test-unit: install ## Unit tests only (no broker)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-lint: install ## ruff, mypy and the import-layer contracts (lint-imports)
+lint: install ## ruff check and format check, strict mypy (app, tests, bench, deploy), the import-layer contracts; any finding fails
 	$(VENV)/bin/ruff check app tests deploy bench
-	$(VENV)/bin/ruff format --check app tests deploy bench || true
-	$(VENV)/bin/mypy app
+	$(VENV)/bin/ruff format --check app tests deploy bench
+	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
 schemas: install ## Regenerate schemas/ and docs/openapi.json from the models

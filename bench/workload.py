@@ -181,7 +181,8 @@ def events(count: int, *, seed: int = 7, prefix: str = "bench") -> Iterator[Benc
 
 def partition_of(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner (murmur2) gives a key."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    # aiokafka ships no type hints, so murmur2 is Any to mypy; it returns an int.
+    return (int(murmur2(key)) & 0x7FFFFFFF) % partitions
 
 
 def _sentinel(

@@ -141,6 +141,7 @@ class Template:
             parts.append(text)
             parts.append(literals[i + 1])
         if budget is not None:
+            # Mapping has no budget; the TemplateVariables that carry one (read above) take it back.
             variables.budget = budget  # type: ignore[attr-defined]
         return "".join(parts)
 

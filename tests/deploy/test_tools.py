@@ -16,7 +16,7 @@ def no_tools(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     monkeypatch.setattr(tools, "_provided", {})
     monkeypatch.setattr(tools, "_why_not", {})
     monkeypatch.setattr(tools, "_install_outcome", [])
-    monkeypatch.setattr(tools.shutil, "which", lambda name: None)
+    monkeypatch.setattr("shutil.which", lambda name: None)
     monkeypatch.delenv("CI", raising=False)
     calls: list[list[str]] = []
 
@@ -25,13 +25,13 @@ def no_tools(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
         assert kwargs["timeout"] == tools.APT_TIMEOUT_SECONDS
         return subprocess.CompletedProcess(command, 0, "", "")
 
-    monkeypatch.setattr(tools.subprocess, "run", fake_run)
+    monkeypatch.setattr("subprocess.run", fake_run)
     return calls
 
 
 def test_skips_when_not_root(no_tools: list[list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
     """Without root and outside CI, a missing promtool skips with the reason; nothing is run."""
-    monkeypatch.setattr(tools.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
     with pytest.raises(pytest.skip.Exception, match="not running as root"):
         tools.ensure_promtool()
     assert no_tools == []
@@ -39,7 +39,7 @@ def test_skips_when_not_root(no_tools: list[list[str]], monkeypatch: pytest.Monk
 
 def test_fails_in_ci(no_tools: list[list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
     """With CI=true a missing promtool is a failure, not a skip."""
-    monkeypatch.setattr(tools.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="promtool"):
         tools.ensure_promtool()
@@ -50,7 +50,7 @@ def test_installs_debian_package_as_root(
 ) -> None:
     """As root with apt-get: `apt-get update -qq`, then install `prometheus`, once for both."""
     installed: set[str] = set()
-    monkeypatch.setattr(tools.os, "geteuid", lambda: 0)
+    monkeypatch.setattr("os.geteuid", lambda: 0)
 
     def which(name: str) -> str | None:
         if name == "apt-get":
@@ -62,8 +62,8 @@ def test_installs_debian_package_as_root(
         installed.add("prometheus")
         return subprocess.CompletedProcess(command, 0, "", "")
 
-    monkeypatch.setattr(tools.shutil, "which", which)
-    monkeypatch.setattr(tools.subprocess, "run", run)
+    monkeypatch.setattr("shutil.which", which)
+    monkeypatch.setattr("subprocess.run", run)
     assert tools.ensure_promtool() == "/usr/bin/promtool"
     assert tools.ensure_prometheus() == "/usr/bin/prometheus"
     assert no_tools[0] == ["apt-get", "update", "-qq"]
@@ -76,17 +76,16 @@ def test_failed_install_is_reported(
     no_tools: list[list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A failing apt-get is tried once and its error is the skip reason."""
-    monkeypatch.setattr(tools.os, "geteuid", lambda: 0)
+    monkeypatch.setattr("os.geteuid", lambda: 0)
     monkeypatch.setattr(
-        tools.shutil, "which", lambda name: "/usr/bin/apt-get" if name == "apt-get" else None
+        "shutil.which", lambda name: "/usr/bin/apt-get" if name == "apt-get" else None
     )
-    monkeypatch.setattr(
-        tools.subprocess,
-        "run",
-        lambda command, **kwargs: (
-            no_tools.append(command) or subprocess.CompletedProcess(command, 100, "", "E: no net")
-        ),
-    )
+
+    def run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        no_tools.append(command)
+        return subprocess.CompletedProcess(command, 100, "", "E: no net")
+
+    monkeypatch.setattr("subprocess.run", run)
     for ensure in (tools.ensure_promtool, tools.ensure_prometheus):
         with pytest.raises(pytest.skip.Exception, match="E: no net"):
             ensure()

@@ -537,7 +537,8 @@ def records_of(
 
 def partition_of(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner picks for a key."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    # aiokafka ships no type hints, so murmur2 is Any to mypy; it returns an int.
+    return (int(murmur2(key)) & 0x7FFFFFFF) % partitions
 
 
 @dataclass(frozen=True, slots=True)

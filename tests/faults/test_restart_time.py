@@ -185,9 +185,11 @@ def test_restart_time_does_not_grow_with_history(
             _produce(settings, bulk[produced:upto])
             produced = upto
             wanted = produced * AUTOMATIONS
-            assert reader.wait(lambda r, n=wanted: r.count(topic) >= n, 240), (
-                f"{reader.count(topic)} of {wanted} jobs"
-            )
+
+            def all_jobs(r: TopicReader, n: int = wanted) -> bool:
+                return r.count(topic) >= n
+
+            assert reader.wait(all_jobs, 240), f"{reader.count(topic)} of {wanted} jobs"
             _wait_folded(worker, ids, produced, 120)
             figures[f"process_{jobs}_seconds"] = round(time.monotonic() - started, 2)
             times = []

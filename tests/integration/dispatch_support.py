@@ -108,9 +108,9 @@ class Receiver:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        # The runner's public addresses name the ephemeral port; site._server is private
+        # and typed as AbstractServer, which has no sockets.
+        self.port = int(self._runner.addresses[0][1])
         return self
 
     async def close(self) -> None:

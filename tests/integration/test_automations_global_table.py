@@ -18,6 +18,7 @@ import asyncio
 import re
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +194,16 @@ def witnessed(settings: Settings, events: set[str]) -> dict[str, set[str]] | Non
     return current if events <= current.get(WITNESS, set()) else None
 
 
+def _answers(url: str, status: int) -> bool:
+    """GET `url` answers `status` (a probe for `eventually`, bound per worker with partial)."""
+    return http("GET", url).status == status
+
+
+def _disabled(url: str) -> bool:
+    """GET `url` shows the automation disabled."""
+    return http("GET", url).json["enabled"] is False
+
+
 def test_a_write_on_a_is_on_b_and_c_and_fires_wherever_the_partition_is(
     cluster: Cluster, settings: Settings
 ) -> None:
@@ -201,9 +212,7 @@ def test_a_write_on_a_is_on_b_and_c_and_fires_wherever_the_partition_is(
     created = http("POST", a.url + "/automations", webhook_automation("gt-fires"))
     assert created.status == 201, created.body
     for other in (b, c):
-        seen = eventually(
-            lambda w=other: http("GET", w.url + "/automations/gt-fires").status == 200, timeout=5
-        )
+        seen = eventually(partial(_answers, other.url + "/automations/gt-fires", 200), timeout=5)
         assert seen
         assert http("GET", other.url + "/automations/gt-fires").json == created.json
 
@@ -230,12 +239,7 @@ def test_disabled_on_b_fires_nowhere(cluster: Cluster, settings: Settings) -> No
     reply = http("PATCH", b.url + "/automations/gt-disabled", {"enabled": False})
     assert reply.status == 200, reply.body
     for worker in (a, b, c):
-        assert eventually(
-            lambda w=worker: (
-                http("GET", w.url + "/automations/gt-disabled").json["enabled"] is False
-            ),
-            timeout=5,
-        )
+        assert eventually(partial(_disabled, worker.url + "/automations/gt-disabled"), timeout=5)
     after = cluster.send_events(c, "post-disable", copies=2)
     found = eventually(lambda: witnessed(settings, set(after)), timeout=30)
     assert found["gt-disabled"] & set(after) == set(), "a disabled automation fired"
@@ -257,10 +261,7 @@ def test_deleted_on_c_is_gone_from_a_and_b_and_fires_nowhere(
     assert http("DELETE", c.url + "/automations/gt-deleted").status == 204
     assert http("GET", c.url + "/automations/gt-deleted").status == 404, "read-your-write on C"
     for worker in (a, b):
-        assert eventually(
-            lambda w=worker: http("GET", w.url + "/automations/gt-deleted").status == 404,
-            timeout=5,
-        )
+        assert eventually(partial(_answers, worker.url + "/automations/gt-deleted", 404), timeout=5)
         listed = {item["id"] for item in http("GET", worker.url + "/automations").json["items"]}
         assert "gt-deleted" not in listed
         assert WITNESS in listed

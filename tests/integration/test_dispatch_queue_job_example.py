@@ -71,5 +71,5 @@ async def test_example_consumer_queues_each_job_once(
     assert replay_err.count("duplicate:") == 3
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT job_id, config FROM queued_jobs ORDER BY job_id").fetchall()
-    assert sorted(r[0] for r in rows) == sorted([first["job_id"], second["job_id"]])
+    assert sorted(r[0] for r in rows) == sorted([str(first["job_id"]), str(second["job_id"])])
     assert rows[0][1] == '{"model": "m:v3"}'

@@ -8,6 +8,7 @@ import hmac
 import os
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +54,18 @@ def wandb_signature_ok(secret_text: str, headers: dict[str, str], body: bytes) -
     return hmac.compare_digest(expected, headers.get("X-Wandb-Signature", ""))
 
 
+@dataclass
+class SignedReceiver(Receiver):
+    """A Receiver that also keeps, per request, which of the independent checks passed."""
+
+    checks: list[dict[str, Any]] = field(default_factory=list)
+
+
 @pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
+async def receiver() -> AsyncIterator[SignedReceiver]:
     """A receiver that answers 200 only to authentic, authorised requests (else 401)."""
-    checks: list[dict[str, Any]] = []
+    rec = SignedReceiver()
+    checks = rec.checks
 
     async def verify(request: web.Request, count: int) -> web.StreamResponse:
         body = await request.read()
@@ -73,8 +82,8 @@ async def receiver() -> AsyncIterator[Receiver]:
         ok = result["new"] and result["wandb"] and result["bearer"]
         return web.Response(status=200 if ok else 401)
 
-    rec = await Receiver(handlers={"/signed": verify}).start()
-    rec.checks = checks  # type: ignore[attr-defined]
+    rec.handlers["/signed"] = verify
+    await rec.start()
     try:
         yield rec
     finally:
@@ -82,7 +91,7 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 async def test_signatures_verified_by_independent_code(
-    kafka_bootstrap: str, uid: str, tmp_path: Path, receiver: Receiver
+    kafka_bootstrap: str, uid: str, tmp_path: Path, receiver: SignedReceiver
 ) -> None:
     """Both rotation signatures, X-Wandb-Signature and the bearer token check out independently."""
     secrets = tmp_path / "secrets"
@@ -98,7 +107,7 @@ async def test_signatures_verified_by_independent_code(
             values = await results.wait(lambda v: any(r["final"] for r in v))
         finally:
             await results.close()
-    checks = receiver.checks  # type: ignore[attr-defined]
+    checks = receiver.checks
     assert checks == [{"new": True, "old": True, "tampered": False, "wandb": True, "bearer": True}]
     assert values[-1]["status"] == "FINISHED"
     assert len(receiver.hits[0].headers["webhook-signature"].split(" ")) == 2

@@ -10,7 +10,7 @@ from pathlib import Path
 from aiohttp import web
 
 from app import serialization
-from app.contract.models import parse_automation
+from app.contract.models import Automation, parse_automation
 from app.kafka.admin import dispatch_topic_specs, ensure_topics
 from app.kafka.automations import apply_automations
 from app.kafka.clients import produce
@@ -74,7 +74,7 @@ async def _bad_request(request: web.Request, count: int) -> web.StreamResponse:
     return web.Response(status=400, text="no")
 
 
-def _automations(receiver: Receiver) -> list[object]:
+def _automations(receiver: Receiver) -> list[Automation]:
     """Webhook automations on CREATE_ARTIFACT posting to the receiver's /ok and /fail."""
     base = {
         "event": "CREATE_ARTIFACT",
@@ -114,7 +114,7 @@ async def test_dashboard_and_alert_metrics_are_scraped_and_queried_by_a_real_pro
         settings.model_copy(update={"web_port": free_port()}), "webhook", tmp_path / "dispatch.log"
     )
     try:
-        await apply_automations(settings, _automations(receiver))  # type: ignore[arg-type]
+        await apply_automations(settings, _automations(receiver))
         await asyncio.to_thread(worker.start)
         await dispatcher.start()
         events = [

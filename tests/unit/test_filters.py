@@ -276,7 +276,7 @@ def test_compile_errors_name_path_and_reason(spec: dict[str, Any], path: str, re
 def test_filter_must_be_an_object() -> None:
     """A filter that is not an object is refused."""
     with pytest.raises(FilterError, match="must be an object"):
-        compile_filter(["alias"])  # type: ignore[arg-type]
+        compile_filter(["alias"])  # type: ignore[arg-type]  # the wrong type is the test
 
 
 def test_depth_limit() -> None:

@@ -11,7 +11,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.contract.models import MAX_EVENT_DEPTH, DeadLetter, DeadLetterCode, parse_action_job
+from app.contract.models import (
+    MAX_EVENT_DEPTH,
+    DeadLetter,
+    DeadLetterCode,
+    WebhookActionJob,
+    parse_action_job,
+)
 from app.core.matching import AutomationIndex
 from app.core.pipeline import MemoryAliasStore, Pipeline, ProcessResult, SourceInfo
 from app.serialization import dumps, loads
@@ -130,7 +136,7 @@ def test_wrong_types_in_required_fields_are_dead_letters(name: str, value: Any) 
     assert name in record.reason or record.error_code == "unknown_event_type"
 
 
-ARTIFACT_WRONG = {
+ARTIFACT_WRONG: dict[str, list[Any]] = {
     "version": ["3", 1.5, -1, True, None, 2**70],
     "collection": ["", "a/b", "a:b", "a\x00b", 7, "x" * 300],
     "aliases": ["latest", [1], ["a"] * 1001, [None]],
@@ -290,7 +296,8 @@ def test_odd_unicode_in_free_text_renders_literally_into_valid_json(text: str) -
     result = process(raw)
     assert result.event is not None, result.reason
     job = parse_action_job(result.outbounds[0].value)
-    assert loads(job.action.payload) == {"m": text, "a": author}  # type: ignore[union-attr]
+    assert isinstance(job, WebhookActionJob)
+    assert loads(job.action.payload) == {"m": text, "a": author}
 
 
 @HYPOTHESIS
@@ -307,7 +314,9 @@ def test_any_text_in_metadata_and_author_keeps_the_payload_valid_json(
     assert_one_outcome(raw, result)
     if result.event is not None:
         assert len(result.outbounds) == 1
-        payload = loads(parse_action_job(result.outbounds[0].value).action.payload)  # type: ignore[union-attr]
+        job = parse_action_job(result.outbounds[0].value)
+        assert isinstance(job, WebhookActionJob)
+        payload = loads(job.action.payload)
         assert payload["m"] == note
 
 
