@@ -75,6 +75,9 @@ def provide_broker() -> Iterator[tuple[str, str]]:
             yield kafka.get_bootstrap_server(), "testcontainers"
         return
     local = _local_kafka()
+    if not local.jars_resolved():
+        # Starting would resolve them from Maven Central: that is `make test-tools`' job.
+        raise BrokerUnavailable("the Kafka jars are not resolved: run `make test-tools`")
     port = int(os.environ.get("HOOKSTREAM_TEST_KAFKA_PORT", "19092"))
     try:
         mine = local.start(port, port + 1, "512m", 120.0)

@@ -69,6 +69,11 @@ def run_dir(port: int) -> Path:
     return cache_root() / f"broker-{port}"
 
 
+def jars_resolved() -> bool:
+    """Whether the jars of the pinned version are in the cache (so starting downloads nothing)."""
+    return (libs_dir() / ".complete").exists()
+
+
 def resolve_jars() -> Path:
     """Resolve Kafka and its runtime dependencies from Maven Central into the cache."""
     libs = libs_dir()

@@ -12,7 +12,7 @@ import yaml
 from tests.deploy.tools import (
     PROMETHEUS_DIR,
     dashboard_exprs,
-    ensure_promtool,
+    find_promtool,
     kubernetes_config_without_sd,
     render_grafana_expr,
     rule_exprs,
@@ -24,7 +24,7 @@ PROMTOOL_TIMEOUT = 60
 @pytest.fixture(scope="module")
 def promtool() -> str:
     """promtool, installed from Debian's prometheus package when missing (as root)."""
-    return ensure_promtool()
+    return find_promtool()
 
 
 def _promtool(promtool: str, *args: str | Path) -> subprocess.CompletedProcess[str]:

@@ -29,8 +29,9 @@ __all__ = [
     "PrometheusProcess",
     "dashboard_exprs",
     "defined_metric_names",
-    "ensure_prometheus",
-    "ensure_promtool",
+    "find_prometheus",
+    "find_promtool",
+    "find_tool",
     "free_port",
     "kubernetes_config_without_sd",
     "load_yaml_documents",
@@ -50,78 +51,37 @@ K8S = DEPLOY / "k8s"
 PROMETHEUS_DIR = DEPLOY / "prometheus"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "hookstream.json"
 
-APT_TIMEOUT_SECONDS = 600
 _METRIC = re.compile(r"\bhookstream_[a-z_]+")
 _SERIES_SUFFIXES = ("_bucket", "_sum", "_count")
-
-# Per tool: its path, or None with the reason in _why_not. The package is installed once.
-_provided: dict[str, str | None] = {}
-_why_not: dict[str, str] = {}
-_install_outcome: list[str | None] = []
 
 
 def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
-def _install_prometheus_package() -> str | None:
-    """apt-get install Debian's `prometheus` (promtool and prometheus); None or why it failed."""
-    if os.name != "posix" or os.geteuid() != 0:
-        return "not running as root, so Debian's prometheus package cannot be installed"
-    if shutil.which("apt-get") is None:
-        return "apt-get is not available to install Debian's prometheus package"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    commands = (
-        ["apt-get", "update", "-qq"],
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "prometheus"],
-    )
-    for command in commands:
-        try:
-            done = subprocess.run(
-                command,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=APT_TIMEOUT_SECONDS,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            return f"`{' '.join(command)}` timed out after {APT_TIMEOUT_SECONDS}s"
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip()[-800:]
-            return f"`{' '.join(command)}` exited {done.returncode}: {tail}"
-    return None
+def find_tool(name: str) -> str:
+    """The path of an installed tool; in CI a missing one fails the test, elsewhere it skips.
 
-
-def _ensure_tool(name: str) -> str:
-    """Path of `name` from PATH, else from Debian's prometheus package; fail in CI, else skip."""
-    if name not in _provided:
-        path = shutil.which(name)
-        if path is None:
-            if not _install_outcome:
-                _install_outcome.append(_install_prometheus_package())
-            reason = _install_outcome[0]
-            path = shutil.which(name)
-            if path is None:
-                _why_not[name] = reason or f"Debian's prometheus package gave no `{name}`"
-        _provided[name] = path
-    path = _provided[name]
+    Tests never install anything: `make test-tools` (run by `make test`, so by `.ci/run`)
+    installs Debian's prometheus package, which holds promtool and prometheus.
+    """
+    path = shutil.which(name)
     if path is not None:
         return path
-    message = f"`{name}` unavailable: {_why_not[name]}"
+    message = f"`{name}` is not installed: `make test-tools` installs Debian's prometheus package"
     if _in_ci():
         pytest.fail(message)
     pytest.skip(message)
 
 
-def ensure_promtool() -> str:
-    """The path of promtool (installing Debian's prometheus package as root if missing)."""
-    return _ensure_tool("promtool")
+def find_promtool() -> str:
+    """The path of promtool (see find_tool)."""
+    return find_tool("promtool")
 
 
-def ensure_prometheus() -> str:
+def find_prometheus() -> str:
     """The path of the prometheus server binary (same package as promtool)."""
-    return _ensure_tool("prometheus")
+    return find_tool("prometheus")
 
 
 def free_port() -> int:
@@ -165,7 +125,7 @@ def run_prometheus(
     config_text: str, port: int, data_dir: Path, *, ready_timeout: float = 30.0
 ) -> Iterator[PrometheusProcess]:
     """Run `prometheus` on 127.0.0.1:<port> with this config; always terminated on exit."""
-    binary = ensure_prometheus()
+    binary = find_prometheus()
     data_dir.mkdir(parents=True, exist_ok=True)
     config = data_dir / "prometheus.yml"
     config.write_text(config_text)

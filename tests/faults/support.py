@@ -732,8 +732,13 @@ def _free_pair(start: int) -> int:
 
 
 def require_broker_tools() -> None:
-    """Skip without Java/Maven (a dedicated broker needs both); in CI fail instead."""
-    missing = [tool for tool in ("java", "mvn") if shutil.which(tool) is None]
+    """Skip without Java or the resolved Kafka jars (a dedicated broker needs both); CI fails.
+
+    The jars come from `make test-tools`: a test never resolves them from Maven Central.
+    """
+    missing = [tool for tool in ("java",) if shutil.which(tool) is None]
+    if not _local_kafka().jars_resolved():
+        missing.append("the Kafka jars (`make test-tools` resolves them)")
     if missing:
         message = f"a dedicated broker needs {' and '.join(missing)}"
         if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
