@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     # stops the worker writing PENDING records to action-results (saves a record per job).
     history_size: int = Field(default=50, ge=1, le=1000)
     history_enabled: bool = True
+    # The worker's match and job counters carry an `automation_id` label only when this is
+    # on: one series per automation and action type on every worker (10,000 automations
+    # made 20,000 series per worker). Per-automation counts are in the history API.
+    metrics_per_automation: bool = False
 
     # Faust keeps table data under <data_dir>/v1/tables/<table>-<partition>.db. RocksDB
     # (rocksdict) persists it with the changelog offset it holds, so a restart reads

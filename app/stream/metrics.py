@@ -18,10 +18,17 @@ __all__ = ["WorkerMetrics"]
 
 
 class WorkerMetrics:
-    """Metrics of the event worker."""
+    """Metrics of the event worker.
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    Labels stay bounded by default: matches and jobs are counted by action type.
+    `per_automation=True` (Settings.metrics_per_automation) adds `automation_id`, one series
+    per automation; per-automation counts are otherwise in the history API.
+    """
+
+    def __init__(self, registry: CollectorRegistry, *, per_automation: bool = False) -> None:
         self.registry = registry
+        self.per_automation = per_automation
+        by_automation = ["action_type", "automation_id"] if per_automation else ["action_type"]
         self.events_consumed = Counter(
             "hookstream_events_consumed_total",
             "Events read from the event topics.",
@@ -48,13 +55,13 @@ class WorkerMetrics:
         self.matches = Counter(
             "hookstream_matches_total",
             "Event and automation pairs that matched.",
-            ["action_type", "automation_id"],
+            by_automation,
             registry=registry,
         )
         self.jobs_emitted = Counter(
             "hookstream_jobs_emitted_total",
             "Action jobs sent to action topics.",
-            ["action_type", "automation_id"],
+            by_automation,
             registry=registry,
         )
         self.event_to_job_seconds = Histogram(
@@ -93,10 +100,12 @@ class WorkerMetrics:
         # inc() each take a lock, too dear to pay several times per event.
         consumed: dict[str, int] = {}
         invalid: dict[str, int] = {}
+        # Keyed by the counters' label values: (action_type,) or (action_type, automation_id).
+        matched: dict[tuple[str, ...], int] = {}
+        emitted: dict[tuple[str, ...], int] = {}
         now: datetime | None = None
-        matches = self._matches
-        jobs = self._jobs
         latency = self._latency
+        per_automation = self.per_automation
         for result in results:
             event = result.event
             if event is None:
@@ -106,7 +115,12 @@ class WorkerMetrics:
             kind = event.event_type.value
             consumed[kind] = consumed.get(kind, 0) + 1
             for compiled in result.matched:
-                _child(matches, self.matches, compiled.action_type, compiled.id).inc()
+                key = (
+                    (compiled.action_type, compiled.id)
+                    if per_automation
+                    else (compiled.action_type,)
+                )
+                matched[key] = matched.get(key, 0) + 1
             if not result.outbounds:
                 continue
             if now is None:
@@ -114,13 +128,18 @@ class WorkerMetrics:
             self.processing_seconds.observe(sent - started)
             lag = max((now - event.occurred_at).total_seconds(), 0.0)
             for out in result.outbounds:
-                _child(jobs, self.jobs_emitted, out.action_type, out.automation_id).inc()
+                key = (out.action_type, out.automation_id) if per_automation else (out.action_type,)
+                emitted[key] = emitted.get(key, 0) + 1
                 _child(latency, self.event_to_job_seconds, out.action_type).observe(lag)
         for kind, count in consumed.items():
             self.events_consumed.labels(topic, kind).inc(count)
         for code, count in invalid.items():
             self.events_invalid.labels(topic, code).inc(count)
             self.dead_letters.labels(topic).inc(count)
+        for labels, count in matched.items():
+            _child(self._matches, self.matches, *labels).inc(count)
+        for labels, count in emitted.items():
+            _child(self._jobs, self.jobs_emitted, *labels).inc(count)
 
 
 def _child(cache: dict[tuple[str, ...], Any], metric: Any, *labels: str) -> Any:

@@ -50,7 +50,7 @@ class Hookstream:
     def __init__(self, settings: Settings, *, registry: CollectorRegistry | None = None) -> None:
         self.settings = settings
         self.registry = registry if registry is not None else CollectorRegistry()
-        self.metrics = WorkerMetrics(self.registry)
+        self.metrics = WorkerMetrics(self.registry, per_automation=settings.metrics_per_automation)
         self.index = AutomationIndex()
         self.rulebook = RuleBook(self.index, on_change=self._on_rule_change)
         self.pipeline = Pipeline.from_settings(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 from tests.deploy.tools import (
+    DASHBOARD,
     dashboard_exprs,
     defined_metric_names,
     metric_names,
@@ -99,3 +102,16 @@ def test_alerts_cover_the_failure_modes() -> None:
     assert "hookstream_automations_loaded == 0" in joined
     assert exprs["HookstreamWorkerDown"] == 'up{job="hookstream-worker"} == 0'
     assert exprs["HookstreamDispatcherDown"] == 'up{job="hookstream-dispatcher"} == 0'
+
+
+def test_only_the_top_automations_panel_reads_automation_id() -> None:
+    """The default labels carry no automation_id: no alert uses it, and one panel, documented.
+
+    That panel ("Top automations by jobs") says it needs HOOKSTREAM_METRICS_PER_AUTOMATION.
+    """
+    assert [name for name, expr in rule_exprs() if "automation_id" in expr] == []
+    panels = {title for title, expr in dashboard_exprs() if "automation_id" in expr}
+    assert panels == {"Top automations by jobs"}
+    dashboard = json.loads(DASHBOARD.read_text())
+    (panel,) = [p for p in dashboard["panels"] if p.get("title") == "Top automations by jobs"]
+    assert "HOOKSTREAM_METRICS_PER_AUTOMATION" in panel["description"]

@@ -25,7 +25,10 @@ AUTOMATION = "two-workers"
 @pytest.fixture(scope="module")
 def settings(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Own topics and group; no token (loopback writes are allowed without one)."""
-    return module_settings(kafka_bootstrap, tmp_path_factory.mktemp("two"))
+    # Per-automation counters: the test reads each worker's jobs of AUTOMATION.
+    return module_settings(
+        kafka_bootstrap, tmp_path_factory.mktemp("two"), metrics_per_automation=True
+    )
 
 
 @pytest.fixture(scope="module")

@@ -84,7 +84,10 @@ class Cluster:
 @pytest.fixture(scope="module")
 def settings(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Own topics and group; no token (loopback writes are allowed without one)."""
-    return module_settings(kafka_bootstrap, tmp_path_factory.mktemp("gt"))
+    # Per-automation counters: `emitted` reads each worker's jobs of one automation.
+    return module_settings(
+        kafka_bootstrap, tmp_path_factory.mktemp("gt"), metrics_per_automation=True
+    )
 
 
 @pytest.fixture(scope="module")
