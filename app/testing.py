@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from app.contract.models import Automation
+from app.contract.automations import Automation
 from app.core.matching import AutomationIndex
 from app.core.pipeline import AliasStore, MemoryAliasStore, Pipeline, ProcessResult, SourceInfo
 from app.settings import Settings

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from app.contract.models import Automation, Event, parse_automation, parse_event
+from app.contract.automations import Automation, parse_automation
+from app.contract.events import Event, parse_event
 from app.core.documents import filter_document
 from app.core.matching import AutomationIndex
 from app.core.pipeline import MemoryAliasStore, Pipeline, SourceInfo

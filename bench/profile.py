@@ -17,10 +17,19 @@ __all__ = ["CATEGORIES", "FAUST", "HOOKSTREAM", "LOOP", "OWNERS", "Summary", "ow
 # first category, in this order, found in its innermost frame that is not generic.
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
-        "parse + validate (orjson, pydantic, app.contract.models)",
-        ("pydantic", "parse_event", "serialization.py:", "app/contract/models.py"),
+        "parse + validate (orjson, pydantic, app.contract.events)",
+        (
+            "pydantic",
+            "parse_event",
+            "serialization.py:",
+            "app/contract/events.py",
+            "app/contract/fields.py",
+        ),
     ),
-    ("match (index, filters)", ("app/core/matching.py", "app/lang/filters.py")),
+    (
+        "match (index, filters)",
+        ("app/core/matching.py", "app/core/scopes.py", "app/lang/filters.py"),
+    ),
     ("render jobs (templates, job JSON)", ("app/lang/templating.py", "Pipeline._emit", "job_id")),
     ("alias pointers (app/stream/aliases.py)", ("app/stream/aliases.py", "alias_pointers")),
     ("metrics (prometheus_client)", ("app/stream/metrics.py", "prometheus_client")),

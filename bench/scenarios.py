@@ -19,7 +19,7 @@ import uvloop
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from app.contract.models import Automation
+from app.contract.automations import Automation
 from app.kafka.admin import TopicSpec, ensure_topics
 from app.kafka.automations import apply_automations
 from app.kafka.clients import topic_partitions

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiokafka.partitioner import murmur2
 
-from app.contract.models import Automation, parse_automation
+from app.contract.automations import Automation, parse_automation
 from app.serialization import dumps
 
 __all__ = [

@@ -6,7 +6,8 @@ import copy
 from datetime import UTC, datetime
 from typing import Any
 
-from app.contract.models import Automation, Event, parse_automation, parse_event
+from app.contract.automations import Automation, parse_automation
+from app.contract.events import Event, parse_event
 from app.serialization import dumps
 
 __all__ = [

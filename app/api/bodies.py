@@ -6,7 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.contract.models import Automation, Event
+from app.contract.automations import Automation
+from app.contract.events import Event
 
 __all__ = [
     "AdHocDryRun",

@@ -14,7 +14,7 @@ from typing import Any
 
 from app.api.events import parse_http_event
 from app.api.examples import example_event
-from app.contract.models import Automation
+from app.contract.automations import Automation
 from app.core.matching import AutomationIndex, explain
 from app.core.pipeline import MemoryAliasStore, Pipeline, SourceInfo
 from app.serialization import dumps, loads

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from app.api.problems import ApiError
-from app.contract.models import DeadLetterCode, Event, parse_event
+from app.contract.dead_letters import DeadLetterCode
+from app.contract.events import Event, parse_event
 from app.errors import InvalidEventError
 
 __all__ = ["event_error_status", "parse_http_event"]

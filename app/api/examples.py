@@ -12,23 +12,14 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from app.contract.models import (
-    ArtifactCollectionScope,
-    Automation,
-    EventType,
-    ProjectScope,
-    RegistryScope,
-)
+from app.contract.automations import Automation
+from app.contract.events import EventType
 from app.contract.timestamps import iso_z
+from app.core.scopes import scope_place
 
-__all__ = ["example_event", "registry_project"]
+__all__ = ["example_event"]
 
 _LIST_FIELDS = frozenset({"aliases", "tags"})
-
-
-def registry_project(registry: str) -> str:
-    """The project W&B gives a registry's collections: ``wandb-registry-<name>``."""
-    return f"wandb-registry-{registry}"
 
 
 def _wanted(condition: Any) -> tuple[bool, Any]:
@@ -64,35 +55,9 @@ def _pins(filter_: Mapping[str, Any] | None) -> dict[str, Any]:
     return pins
 
 
-def _place(automation: Automation) -> dict[str, Any]:
-    scope = automation.scope
-    if isinstance(scope, ProjectScope):
-        return {
-            "entity": scope.entity,
-            "project": scope.project,
-            "collection": "example-collection",
-        }
-    if isinstance(scope, RegistryScope):
-        return {
-            "entity": scope.entity,
-            "project": registry_project(scope.registry),
-            "registry": scope.registry,
-            "collection": "example-model",
-        }
-    assert isinstance(scope, ArtifactCollectionScope)
-    if scope.registry is not None:
-        return {
-            "entity": scope.entity,
-            "project": registry_project(scope.registry),
-            "registry": scope.registry,
-            "collection": scope.collection,
-        }
-    return {"entity": scope.entity, "project": scope.project, "collection": scope.collection}
-
-
 def example_event(automation: Automation, now: datetime) -> dict[str, Any]:
     """A valid event of the automation's type inside its scope, as a JSON object."""
-    place = _place(automation)
+    place = scope_place(automation.scope)
     pins = _pins(automation.filter)
     if automation.scope.type != "artifact_collection" and isinstance(pins.get("collection"), str):
         place["collection"] = pins["collection"]

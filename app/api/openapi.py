@@ -25,7 +25,8 @@ from app.api.bodies import (
     EventAccepted,
 )
 from app.api.query import LIST_PARAMETERS
-from app.contract.models import Automation, Event
+from app.contract.automations import Automation
+from app.contract.events import Event
 from app.core.history import AutomationHistory
 from app.serialization import dumps
 

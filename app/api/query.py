@@ -6,7 +6,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from app.api.problems import ApiError
-from app.contract.models import Automation, EventType
+from app.contract.automations import Automation
+from app.contract.events import EventType
+from app.core.scopes import scope_fields
 
 __all__ = ["LIST_PARAMETERS", "AutomationQuery", "parse_query", "select"]
 
@@ -88,14 +90,14 @@ def parse_query(params: Mapping[str, str]) -> AutomationQuery:
 
 
 def _keeps(query: AutomationQuery, automation: Automation) -> bool:
-    scope = automation.scope
+    scope = scope_fields(automation.scope)
     checks: tuple[tuple[object, object], ...] = (
         (query.event, automation.event),
-        (query.scope_type, scope.type),
-        (query.entity, scope.entity),
-        (query.project, getattr(scope, "project", None)),
-        (query.registry, getattr(scope, "registry", None)),
-        (query.collection, getattr(scope, "collection", None)),
+        (query.scope_type, scope["type"]),
+        (query.entity, scope["entity"]),
+        (query.project, scope["project"]),
+        (query.registry, scope["registry"]),
+        (query.collection, scope["collection"]),
         (query.action_type, automation.action.type),
         (query.enabled, automation.enabled),
     )

@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol
 from app.api.patch import merge_patch
 from app.api.problems import ApiError
 from app.api.validation import validate_automation
-from app.contract.models import Automation
+from app.contract.automations import Automation
 from app.core.matching import AutomationIndex
 from app.core.stored import MANAGED_FIELDS, same_spec, spec_json, stamp, stored_json, to_record
 from app.settings import Settings

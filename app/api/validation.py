@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.api.problems import ApiError
-from app.contract.models import Automation, KafkaAction, parse_automation
+from app.contract.automations import Automation, KafkaAction, parse_automation
 from app.core.stored import MANAGED_FIELDS
 from app.errors import InvalidAutomationError
 from app.settings import Settings

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from app.cli.api_client import ApiClient, ApiRequestError, ApiUnavailableError
 from app.cli.common import EXIT_REFUSED, connect, print_refusal
-from app.contract.models import Automation
+from app.contract.automations import Automation
 from app.errors import InvalidAutomationError
 from app.serialization import dumps_str
 from app.settings import Settings

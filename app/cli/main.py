@@ -122,7 +122,7 @@ def _event_from_flags(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     """Publish events (a JSON file, JSON lines, or one built from flags)."""
-    from app.contract.models import parse_event
+    from app.contract.events import parse_event
     from app.kafka.clients import produce
 
     settings = _settings()

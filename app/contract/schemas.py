@@ -13,10 +13,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from app.contract.models import (
-    Automation,
-    DeadLetter,
-    Event,
+from app.contract.automations import Automation
+from app.contract.dead_letters import DeadLetter
+from app.contract.events import Event
+from app.contract.jobs import (
     KafkaActionJob,
     NotificationActionJob,
     QueueJobActionJob,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.contract.models import Event
+from app.contract.events import Event
 from app.lang.templating import TemplateVariables
 
 __all__ = ["filter_document", "template_variables"]

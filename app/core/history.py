@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from app.contract.models import job_id
+from app.contract.jobs import job_id
 from app.contract.results import ResultStatus
 from app.contract.timestamps import iso_z
 from app.core.pipeline import ProcessResult

@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from app.contract.models import Automation, Event, parse_automation, parse_event
+from app.contract.automations import Automation, parse_automation
+from app.contract.events import Event, parse_event
 from app.errors import InvalidAutomationError, InvalidEventError
 from app.serialization import JSONDecodeError, loads
 

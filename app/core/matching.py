@@ -1,8 +1,8 @@
 """Which automations an event triggers: a scope index, compiled filters, compiled actions.
 
-The index is a dict keyed by (event type, scope): an event looks up exactly two keys
-(its registry or project, and its collection), so its cost does not grow with the
-automations of other scopes. Disabled automations are kept but never indexed.
+The index is a dict keyed by (event type, scope), keys from app.core.scopes: an event
+looks up exactly two keys (its registry or project, and its collection), so its cost does
+not grow with the automations of other scopes. Disabled automations are kept but never indexed.
 
 A scope shared by many automations (a registry watched by hundreds of teams) is
 indexed once more by each filter's *guard*: a field the filter needs to hold one of a
@@ -19,19 +19,16 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.contract.models import (
-    ArtifactCollectionScope,
+from app.contract.automations import (
     Automation,
-    Event,
-    EventType,
     KafkaAction,
     NotificationAction,
-    ProjectScope,
     QueueJobAction,
-    RegistryScope,
     WebhookAction,
 )
+from app.contract.events import Event
 from app.core.documents import filter_document
+from app.core.scopes import IndexKey, event_keys, index_key, scope_mismatches
 from app.errors import FilterError, InvalidAutomationError, TemplateError
 from app.lang.filters import MISSING, CompiledFilter, compile_filter, metadata_value
 from app.lang.templating import compile_template, compile_tree
@@ -41,59 +38,11 @@ __all__ = [
     "CompiledAutomation",
     "Explanation",
     "Guard",
-    "IndexKey",
-    "event_keys",
     "explain",
     "filter_guard",
-    "index_key",
-    "scope_mismatches",
 ]
 
-IndexKey = tuple[str, ...]
 ActionRenderer = Callable[[Mapping[str, str]], dict[str, Any]]
-
-ProjectOrRegistryScope = ProjectScope | RegistryScope | ArtifactCollectionScope
-
-
-def index_key(event_type: EventType, scope: ProjectOrRegistryScope) -> IndexKey:
-    """The index key of an automation: event type plus scope."""
-    if isinstance(scope, ProjectScope):
-        return (event_type.value, "project", scope.entity, scope.project)
-    if isinstance(scope, RegistryScope):
-        return (event_type.value, "registry", scope.entity, scope.registry)
-    if scope.registry is not None:
-        return (
-            event_type.value,
-            "collection",
-            scope.entity,
-            "registry",
-            scope.registry,
-            scope.collection,
-        )
-    return (
-        event_type.value,
-        "collection",
-        scope.entity,
-        "project",
-        scope.project or "",
-        scope.collection,
-    )
-
-
-def event_keys(event: Event) -> tuple[IndexKey, IndexKey]:
-    """The two index keys an event can match: its registry or project, and its collection."""
-    kind = event.event_type.value
-    collection = event.artifact.collection
-    registry = event.registry
-    if registry is not None:
-        return (
-            (kind, "registry", event.entity, registry),
-            (kind, "collection", event.entity, "registry", registry, collection),
-        )
-    return (
-        (kind, "project", event.entity, event.project),
-        (kind, "collection", event.entity, "project", event.project, collection),
-    )
 
 
 def _webhook(action: WebhookAction) -> ActionRenderer:
@@ -475,58 +424,6 @@ class Explanation:
     automation_id: str
     matched: bool
     reasons: list[str] = field(default_factory=list)
-
-
-def _differs(out: list[str], what: str, expected: str | None, actual: str | None) -> None:
-    if expected != actual:
-        out.append(f"scope {what} is '{expected}' but the event's {what} is '{actual}'")
-
-
-def scope_mismatches(scope: ProjectOrRegistryScope, event: Event) -> list[str]:
-    """Every way the event lies outside the scope (empty when inside)."""
-    out: list[str] = []
-    registry = event.registry
-    if isinstance(scope, ProjectScope):
-        if registry is not None:
-            out.append(
-                f"scope is project '{scope.entity}/{scope.project}' but the event is a "
-                f"registry event (registry '{registry}'); project automations never see "
-                "registry events"
-            )
-            return out
-        _differs(out, "entity", scope.entity, event.entity)
-        _differs(out, "project", scope.project, event.project)
-        return out
-    if isinstance(scope, RegistryScope):
-        if registry is None:
-            out.append(
-                f"scope is registry '{scope.registry}' but the event is a project event "
-                f"(no registry; project '{event.project}')"
-            )
-            return out
-        _differs(out, "entity", scope.entity, event.entity)
-        _differs(out, "registry", scope.registry, registry)
-        return out
-    if scope.registry is not None:
-        if registry is None:
-            out.append(
-                f"scope is collection '{scope.collection}' of registry '{scope.registry}' but "
-                f"the event is a project event (no registry; project '{event.project}')"
-            )
-            return out
-        _differs(out, "entity", scope.entity, event.entity)
-        _differs(out, "registry", scope.registry, registry)
-    else:
-        if registry is not None:
-            out.append(
-                f"scope is collection '{scope.collection}' of project '{scope.project}' but "
-                f"the event is a registry event (registry '{registry}')"
-            )
-            return out
-        _differs(out, "entity", scope.entity, event.entity)
-        _differs(out, "project", scope.project, event.project)
-    _differs(out, "collection", scope.collection, event.artifact.collection)
-    return out
 
 
 def explain(

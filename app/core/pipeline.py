@@ -15,18 +15,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from app.contract.models import (
-    ActionJob,
-    Automation,
-    DeadLetter,
-    DeadLetterCode,
-    DeadLetterHeader,
-    Event,
-    job_id,
-    parse_action_job,
-    parse_automation,
-    parse_event,
-)
+from app.contract.automations import Automation, parse_automation
+from app.contract.dead_letters import DeadLetter, DeadLetterCode, DeadLetterHeader
+from app.contract.events import Event, parse_event
+from app.contract.jobs import ActionJob, job_id, parse_action_job
 from app.contract.timestamps import iso_z
 from app.core.documents import filter_document, template_variables
 from app.core.matching import AutomationIndex, CompiledAutomation

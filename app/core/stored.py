@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app import serialization
-from app.contract.models import Automation
+from app.contract.automations import Automation
 
 __all__ = [
     "MANAGED_FIELDS",

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from app.contract.models import parse_action_job
+from app.contract.jobs import parse_action_job
 from app.contract.results import ActionResult, ErrorKind, JobDeadLetter, ResultStatus
 from app.core.topics import DispatchTopics
 from app.dispatch.deliver import deliver

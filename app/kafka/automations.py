@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from app import serialization
-from app.contract.models import Automation
+from app.contract.automations import Automation
 from app.core.stored import same_spec, stamp, to_record
 from app.kafka.clients import produce, read_to_end
 from app.settings import Settings

@@ -29,7 +29,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.partitioner import murmur2
 
 from app import serialization
-from app.contract.models import Automation, parse_automation
+from app.contract.automations import Automation, parse_automation
 from app.core.evaluate import run_evaluate
 from app.core.stored import stamp
 from app.kafka.admin import TopicSpec, ensure_topics

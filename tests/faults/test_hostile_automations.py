@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.contract.models import Automation, parse_automation
+from app.contract.automations import Automation, parse_automation
 from app.core.stored import stamp
 from app.kafka.clients import produce
 from app.lang.filters import compile_filter

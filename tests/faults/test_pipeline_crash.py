@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from app.contract.models import Automation, parse_automation
+from app.contract.automations import Automation, parse_automation
 from app.core.stored import stamp
 from app.kafka.admin import ensure_topics
 from app.kafka.automations import apply_automations

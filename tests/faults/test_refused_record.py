@@ -22,7 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from app import serialization
-from app.contract.models import Automation, parse_automation
+from app.contract.automations import Automation, parse_automation
 from app.core.stored import stamp
 from app.kafka.admin import TopicSpec, ensure_topics
 from app.settings import Settings

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from app import serialization
-from app.contract.models import Automation, parse_automation
+from app.contract.automations import Automation, parse_automation
 from app.core.stored import stamp
 from app.settings import Settings
 from tests.faults.report import Report

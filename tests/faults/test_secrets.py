@@ -22,7 +22,7 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from app.contract.models import parse_automation
+from app.contract.automations import parse_automation
 from app.core.stored import stamp
 from app.kafka.clients import produce, read_to_end
 from app.serialization import dumps, loads

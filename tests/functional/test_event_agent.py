@@ -46,7 +46,8 @@ import pytest
 from faust.types.tuples import TP, ConsumerMessage, RecordMetadata
 from prometheus_client import CollectorRegistry
 
-from app.contract.models import DeadLetter, DeadLetterCode, job_id
+from app.contract.dead_letters import DeadLetter, DeadLetterCode
+from app.contract.jobs import job_id
 from app.core.matching import AutomationIndex
 from app.core.pipeline import Pipeline
 from app.serialization import loads

@@ -11,7 +11,7 @@ import pytest
 
 from app import serialization
 from app.api.openapi import OPENAPI_PATH
-from app.contract.models import job_id
+from app.contract.jobs import job_id
 from app.settings import Settings
 from tests.factories import event_dict
 from tests.integration.api_support import (

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app.contract.models import job_id
+from app.contract.jobs import job_id
 from app.contract.results import ActionResult, ResultStatus
 from app.kafka.clients import produce
 from app.settings import Settings

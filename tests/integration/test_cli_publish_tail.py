@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 
 from app import serialization
-from app.contract.models import parse_automation
+from app.contract.automations import parse_automation
 from app.kafka.automations import apply_automations
 from app.settings import Settings
 from tests.integration.harness import ROOT, WorkerProcess, settings_env

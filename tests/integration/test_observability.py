@@ -10,7 +10,7 @@ from pathlib import Path
 from aiohttp import web
 
 from app import serialization
-from app.contract.models import Automation, parse_automation
+from app.contract.automations import Automation, parse_automation
 from app.kafka.admin import dispatch_topic_specs, ensure_topics
 from app.kafka.automations import apply_automations
 from app.kafka.clients import produce

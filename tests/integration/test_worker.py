@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from app import serialization
-from app.contract.models import Automation, parse_automation
+from app.contract.automations import Automation, parse_automation
 from app.core.evaluate import run_evaluate
 from app.core.loader import load_automations
 from app.kafka.automations import apply_automations, delete_automation

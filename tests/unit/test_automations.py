@@ -9,16 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.contract.models import (
-    JOB_ID_NAMESPACE,
+from app.contract.automations import (
     ArtifactCollectionScope,
-    EventType,
     KafkaAction,
     QueueJobAction,
     WebhookAction,
-    job_id,
     parse_automation,
 )
+from app.contract.events import EventType
+from app.contract.jobs import JOB_ID_NAMESPACE, job_id
 from app.errors import InvalidAutomationError
 from tests.factories import make_automation, merge
 

@@ -6,7 +6,7 @@ import io
 from datetime import UTC, datetime
 from pathlib import Path
 
-from app.contract.models import parse_action_job
+from app.contract.jobs import parse_action_job
 from app.core.evaluate import run_evaluate
 from app.serialization import loads
 from app.settings import Settings

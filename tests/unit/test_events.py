@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.contract.models import DeadLetterCode, Event, EventType, parse_event
+from app.contract.dead_letters import DeadLetterCode
+from app.contract.events import Event, EventType, parse_event
 from app.errors import InvalidEventError
 from app.serialization import dumps
 from tests.factories import event_bytes, event_dict, make_event

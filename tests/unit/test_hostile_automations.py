@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.contract.models import Automation, parse_action_job, parse_automation
+from app.contract.automations import Automation, parse_automation
+from app.contract.jobs import parse_action_job
 from app.core.matching import AutomationIndex
 from app.core.pipeline import MemoryAliasStore, Pipeline, ProcessResult, SourceInfo
 from app.errors import InvalidAutomationError

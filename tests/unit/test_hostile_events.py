@@ -11,13 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.contract.models import (
-    MAX_EVENT_DEPTH,
-    DeadLetter,
-    DeadLetterCode,
-    WebhookActionJob,
-    parse_action_job,
-)
+from app.contract.dead_letters import DeadLetter, DeadLetterCode
+from app.contract.events import MAX_EVENT_DEPTH
+from app.contract.jobs import WebhookActionJob, parse_action_job
 from app.core.matching import AutomationIndex
 from app.core.pipeline import MemoryAliasStore, Pipeline, ProcessResult, SourceInfo
 from app.serialization import dumps, loads

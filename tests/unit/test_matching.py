@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.contract.models import Automation
+from app.contract.automations import Automation
 from app.core.matching import AutomationIndex, CompiledAutomation, explain
 from app.errors import InvalidAutomationError
 from tests.factories import make_automation, make_event

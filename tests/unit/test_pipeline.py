@@ -8,13 +8,8 @@ from typing import Any
 
 import pytest
 
-from app.contract.models import (
-    DeadLetter,
-    DeadLetterCode,
-    WebhookActionJob,
-    job_id,
-    parse_action_job,
-)
+from app.contract.dead_letters import DeadLetter, DeadLetterCode
+from app.contract.jobs import WebhookActionJob, job_id, parse_action_job
 from app.core.matching import AutomationIndex
 from app.core.pipeline import (
     MemoryAliasStore,

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from app.contract.models import DeadLetter, Event, parse_event
+from app.contract.dead_letters import DeadLetter
+from app.contract.events import Event, parse_event
 from app.contract.schemas import SCHEMAS, check_schemas, export_schemas, render_schemas
 from app.core.loader import iter_event_lines, load_automations
 from app.serialization import loads

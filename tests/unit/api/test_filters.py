@@ -6,7 +6,8 @@ import pytest
 
 from app.api.problems import ApiError
 from app.api.query import AutomationQuery, parse_query, select
-from app.contract.models import Automation, EventType
+from app.contract.automations import Automation
+from app.contract.events import EventType
 from tests.factories import make_automation
 
 REGISTRY = {"type": "registry", "entity": "acme", "registry": "model"}

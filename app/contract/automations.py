@@ -1,0 +1,292 @@
+"""Automations (contract "Automations"): scopes, actions, and parse_automation."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from app.contract.events import EventType, EventTypeField
+from app.contract.fields import HeaderName, Label, Name, SecretName, Slug, TopicName, field_errors
+from app.errors import FilterError, InvalidAutomationError, TemplateError
+from app.lang.filters import compile_filter
+from app.lang.templating import compile_template, sample_variables
+from app.serialization import JSONDecodeError, loads
+
+__all__ = [
+    "Action",
+    "ActionType",
+    "ArtifactCollectionScope",
+    "Automation",
+    "KafkaAction",
+    "NoOpAction",
+    "NotificationAction",
+    "ProjectScope",
+    "QueueJobAction",
+    "RegistryScope",
+    "Scope",
+    "WebhookAction",
+    "parse_automation",
+]
+
+
+ActionType = Literal["webhook", "notification", "queue_job", "kafka", "no_op"]
+
+
+class ProjectScope(BaseModel):
+    """Artifacts of one project (never its registries)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["project"]
+    entity: Name
+    project: Name
+
+
+class RegistryScope(BaseModel):
+    """Every collection of one registry, present and future."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["registry"]
+    entity: Name
+    registry: Name
+
+
+class ArtifactCollectionScope(BaseModel):
+    """One collection of a project, or one registered model of a registry."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["artifact_collection"]
+    entity: Name
+    collection: Name
+    project: Name | None = None
+    registry: Name | None = None
+
+    @model_validator(mode="after")
+    def _one_parent(self) -> ArtifactCollectionScope:
+        if (self.project is None) == (self.registry is None):
+            raise PydanticCustomError(
+                "scope_parent", "give exactly one of project or registry", {"path": ""}
+            )
+        return self
+
+
+Scope = Annotated[
+    ProjectScope | RegistryScope | ArtifactCollectionScope, Field(discriminator="type")
+]
+
+
+def _template_error(exc: TemplateError, path: str = "") -> PydanticCustomError:
+    return PydanticCustomError("invalid_template", "{reason}", {"reason": str(exc), "path": path})
+
+
+def _json_template(value: str) -> str:
+    try:
+        template = compile_template(value, json_context=True)
+    except TemplateError as exc:
+        raise _template_error(exc) from None
+    try:
+        loads(template.render(sample_variables()))
+    except JSONDecodeError as exc:
+        raise PydanticCustomError(
+            "invalid_json",
+            "not valid JSON after rendering a sample event: {reason}",
+            {"reason": str(exc)},
+        ) from None
+    return value
+
+
+def _text_template(value: str) -> str:
+    try:
+        compile_template(value)
+    except TemplateError as exc:
+        raise _template_error(exc) from None
+    return value
+
+
+def _header_template(value: str) -> str:
+    try:
+        compile_template(value, single_line=True)
+    except TemplateError as exc:
+        raise _template_error(exc) from None
+    return value
+
+
+def _http_url(value: str) -> str:
+    try:
+        parts = urlsplit(value)
+    except ValueError as exc:
+        raise PydanticCustomError(
+            "url", "not a valid URL: {reason}", {"reason": str(exc)}
+        ) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PydanticCustomError("url", "must be an http:// or https:// URL with a host")
+    if parts.username is not None or parts.password is not None:
+        # Secrets travel as names only: credentials belong in `secret`/`access_token`.
+        raise PydanticCustomError("url", "must not carry credentials (user:password@)")
+    if any(ch.isspace() or not ch.isprintable() for ch in value):
+        raise PydanticCustomError("url", "must not contain spaces or control characters")
+    return value
+
+
+JsonTemplate = Annotated[str, StringConstraints(min_length=1), AfterValidator(_json_template)]
+TextTemplate = Annotated[str, AfterValidator(_text_template)]
+HeaderTemplate = Annotated[
+    str, StringConstraints(max_length=8192), AfterValidator(_header_template)
+]
+
+
+class WebhookAction(BaseModel):
+    """POST a rendered JSON payload to a URL."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["webhook"]
+    url: Annotated[str, StringConstraints(max_length=2048), AfterValidator(_http_url)]
+    payload: JsonTemplate
+    headers: Annotated[dict[HeaderName, HeaderTemplate], Field(max_length=64)] | None = None
+    secret: SecretName | None = None
+    access_token: SecretName | None = None
+
+
+class NotificationAction(BaseModel):
+    """A message to a notification channel (W&B: Slack)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["notification"]
+    channel: Label
+    title: Annotated[TextTemplate, StringConstraints(min_length=1, max_length=1000)]
+    message: Annotated[TextTemplate, StringConstraints(max_length=20_000)]
+    severity: Literal["INFO", "WARN", "ERROR"] = "INFO"
+
+
+def _check_config(value: Any, path: str, depth: int = 0) -> None:
+    if depth > 32:
+        raise PydanticCustomError("config_depth", "nested too deeply", {"path": path})
+    if isinstance(value, str):
+        try:
+            compile_template(value)
+        except TemplateError as exc:
+            raise _template_error(exc, path) from None
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise PydanticCustomError("config_key", "keys must be strings", {"path": path})
+            _check_config(item, f"{path}.{key}" if path else key, depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_config(item, f"{path}.{index}" if path else str(index), depth + 1)
+    elif not (value is None or isinstance(value, bool | int | float)):
+        raise PydanticCustomError(
+            "config_value",
+            "unsupported value of type {kind}",
+            {"path": path, "kind": type(value).__name__},
+        )
+
+
+class QueueJobAction(BaseModel):
+    """Enqueue a job (W&B: launch job) with a templated config."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["queue_job"]
+    queue: Label
+    job: Label
+    config: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("config")
+    @classmethod
+    def _templates(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _check_config(value, "")
+        return value
+
+
+class KafkaAction(BaseModel):
+    """Produce the action job to a Kafka topic of the user's choice."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["kafka"]
+    topic: TopicName
+    payload: JsonTemplate
+
+
+class NoOpAction(BaseModel):
+    """Do nothing (W&B: DoNothing); useful to test matching."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["no_op"]
+
+
+Action = Annotated[
+    WebhookAction | NotificationAction | QueueJobAction | KafkaAction | NoOpAction,
+    Field(discriminator="type"),
+]
+
+
+class Automation(BaseModel):
+    """An automation (contract "Automations"); ``revision`` is a Hookstream addition."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Slug
+    name: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    description: Annotated[str, StringConstraints(max_length=4096)] | None = None
+    enabled: StrictBool = True
+    event: EventTypeField
+    scope: Scope
+    filter: dict[str, Any] | None = None
+    action: Action
+    revision: Annotated[StrictInt, Field(ge=1)] = 1
+    created_at: AwareDatetime | None = None
+    updated_at: AwareDatetime | None = None
+
+    @field_validator("filter")
+    @classmethod
+    def _compiles(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        try:
+            compile_filter(value)
+        except FilterError as exc:
+            raise PydanticCustomError(
+                "invalid_filter", "{reason}", {"reason": exc.reason, "path": exc.path}
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _scope_fits_event(self) -> Automation:
+        if self.event is EventType.CREATE_ARTIFACT and self.scope.type != "artifact_collection":
+            raise PydanticCustomError(
+                "scope_event",
+                "CREATE_ARTIFACT takes an artifact_collection scope (as in W&B), not {scope}",
+                {"path": "scope.type", "scope": self.scope.type},
+            )
+        return self
+
+
+def parse_automation(data: Mapping[str, Any]) -> Automation:
+    """Validate an automation, its filter and its templates; raises InvalidAutomationError."""
+    if not isinstance(data, Mapping):
+        raise InvalidAutomationError([("", "an automation must be an object")])
+    try:
+        return Automation.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidAutomationError(field_errors(exc)) from None
