@@ -55,6 +55,9 @@ class RuleBook:
         self.ready = asyncio.Event()
         self.invalid_records = 0
         self._on_change = on_change
+        # Keys whose latest record was applied (valid or not): reconcile skips them, so
+        # a record read from the changelog is not applied (and refused) a second time.
+        self._keys: set[str] = set()
         # Next offset applied, per partition, and an event set whenever it moves: the
         # API waits on them so that a read after a write sees the write.
         self._applied: dict[int, int] = {}
@@ -90,6 +93,8 @@ class RuleBook:
             automation_id: str | None = key.decode("utf-8", "replace")
         else:
             automation_id = key or None
+        if automation_id is not None:
+            self._keys.add(automation_id)
         if value is None:
             if automation_id is not None and self.index.remove(automation_id):
                 self._changed(automation_id, False)
@@ -116,7 +121,7 @@ class RuleBook:
         for key, value in records:
             name = key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
             seen.add(name)
-            if name not in self.index:
+            if name not in self.index and name not in self._keys:
                 self.apply(name, value)
         for compiled in list(self.index):
             if compiled.id not in seen:

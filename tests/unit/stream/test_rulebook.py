@@ -175,3 +175,13 @@ def test_reconcile_skips_invalid_records() -> None:
     b.book.reconcile([(b"bad", b"{oops"), (b"good", record("good"))])
     assert b.ids() == {"good"}
     assert b.book.invalid_records == 1
+
+
+def test_reconcile_does_not_apply_a_changelog_record_twice() -> None:
+    """An invalid record applied from the changelog is not refused again at recovery's end."""
+    book = RuleBook(AutomationIndex())
+    book.apply(b"bad", b"{nope")
+    assert book.invalid_records == 1
+    book.reconcile([(b"bad", b"{nope")])
+    assert book.invalid_records == 1
+    assert len(book.index) == 0
