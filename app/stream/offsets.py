@@ -10,10 +10,13 @@ never fetched again: lost without a trace (seen on a fresh worker over pre-fille
 topics, tests/integration/test_worker.py). At every rebalance's end this seeks such
 partitions to their earliest offset through Faust's own ``Consumer.seek``, which also
 resets Faust's read position so the re-fetched events are not dropped as already read.
+Events processed between the resume and the seek are processed again, with the same
+job ids.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Collection
 from typing import Any
@@ -21,6 +24,8 @@ from typing import Any
 __all__ = ["on_rebalance_complete", "reseek_uncommitted"]
 
 log = logging.getLogger(__name__)
+
+RESUME_TIMEOUT_SECONDS = 60.0
 
 
 async def reseek_uncommitted(consumer: Any, topics: Collection[str]) -> list[Any]:
@@ -40,9 +45,23 @@ async def reseek_uncommitted(consumer: Any, topics: Collection[str]) -> list[Any
 
 
 def on_rebalance_complete(app: Any, topics: Callable[[], Collection[str]]) -> None:
-    """Run ``reseek_uncommitted`` at the end of every rebalance of ``app``."""
+    """Run ``reseek_uncommitted`` once each rebalance's flow has resumed."""
+    pending: set[asyncio.Task[None]] = set()
+
+    async def after_resume(generation: int) -> None:
+        # Faust clears the stream queues when it resumes the flow, after this signal:
+        # a seek made earlier could see events fetched in between cleared again.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RESUME_TIMEOUT_SECONDS
+        while not app.flow_control.is_active() or app.rebalancing:
+            if app.consumer_generation_id != generation or loop.time() > deadline:
+                return  # another rebalance started: its own signal seeks again
+            await asyncio.sleep(0.01)
+        await reseek_uncommitted(app.consumer, topics())
 
     async def reseek(sender: Any, **kwargs: Any) -> None:
-        await reseek_uncommitted(app.consumer, topics())
+        task = asyncio.ensure_future(after_resume(app.consumer_generation_id))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
 
     app.on_rebalance_complete.connect(reseek)
