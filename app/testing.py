@@ -3,6 +3,10 @@
 - `RecordingSend`: stands in for the event path's `send` (the worker's producer):
   records every record queued and returns a future the test resolves, or resolves it
   at once with `auto_ack=True`.
+- `RecordingWrites`: stands in for the API's `send` (automation writes and HTTP ingest,
+  `define_api(..., send=)`): records each record, gives it the next offset of its topic
+  and calls `on_write`, where a test plays the worker reading it back (e.g. a
+  `RuleBook`'s `apply` and `advance`), or fails the write with `fail`.
 - `MemoryAliasStore`: the in-memory alias pointers `evaluate` uses (re-exported).
 - `run_events`: event bytes through a `Pipeline`, as the worker's agent runs them.
 
@@ -25,7 +29,9 @@ from app.settings import Settings
 __all__ = [
     "MemoryAliasStore",
     "RecordingSend",
+    "RecordingWrites",
     "SentRecord",
+    "Write",
     "pipeline_for",
     "run_events",
 ]
@@ -66,6 +72,44 @@ class RecordingSend:
     def to(self, topic: str) -> list[SentRecord]:
         """The records queued for one topic."""
         return [r for r in self.records if r.topic == topic]
+
+
+@dataclass(frozen=True)
+class Write:
+    """One record written through a `RecordingWrites`, with the place Kafka gave it."""
+
+    topic: str
+    key: bytes
+    value: bytes | None
+    partition: int
+    offset: int
+
+
+class RecordingWrites:
+    """A `send(topic, key, value) -> (partition, offset)` that records instead of producing.
+
+    Every record lands on partition 0 of its topic at the next offset. `on_write` runs
+    before the send returns (the ack); `fail`, when set, is raised instead (Kafka down).
+    """
+
+    def __init__(self, on_write: Callable[[Write], None] | None = None) -> None:
+        self.on_write = on_write
+        self.fail: Exception | None = None
+        self.writes: list[Write] = []
+
+    async def __call__(self, topic: str, key: bytes, value: bytes | None) -> tuple[int, int]:
+        """Record one write and acknowledge it, or raise `fail`."""
+        if self.fail is not None:
+            raise self.fail
+        write = Write(topic, key, value, 0, len(self.to(topic)))
+        self.writes.append(write)
+        if self.on_write is not None:
+            self.on_write(write)
+        return write.partition, write.offset
+
+    def to(self, topic: str) -> list[Write]:
+        """The records written to one topic."""
+        return [w for w in self.writes if w.topic == topic]
 
 
 def pipeline_for(

@@ -12,7 +12,7 @@ from app.api.ingest_view import EventsView
 from app.api.openapi import openapi_bytes
 from app.api.problems import ApiError
 from app.api.query import parse_query, select
-from app.api.store import AppliedRules, AutomationStore, WriteResult
+from app.api.store import AppliedRules, AutomationStore, Send, WriteResult
 from app.api.validation import validate_automation
 from app.core.matching import AutomationIndex
 from app.core.stored import stored_json
@@ -149,6 +149,14 @@ _ROUTES: tuple[tuple[str, type[ApiView]], ...] = (
 )
 
 
+def _producer_send(app: Any) -> Send:
+    async def send(topic: str, key: bytes, value: bytes | None) -> tuple[int, int]:
+        metadata = await app.producer.send_and_wait(topic, key, value, None, None, None)
+        return int(metadata.partition), int(metadata.offset)
+
+    return send
+
+
 def define_api(
     app: Any,
     settings: Settings,
@@ -156,14 +164,16 @@ def define_api(
     index: AutomationIndex,
     rulebook: AppliedRules,
     history: HistoryReader,
+    send: Send | None = None,
 ) -> ApiContext:
-    """Refuse an unsafe bind, then register every route on the Faust app's web server."""
+    """Refuse an unsafe bind, then register every route on the Faust app's web server.
+
+    ``send`` produces a record and waits for Kafka's acknowledgement; by default the
+    app's producer (tests pass a fake, e.g. ``app.testing.RecordingWrites``).
+    """
     check_safe_bind(settings)
-
-    async def send(topic: str, key: bytes, value: bytes | None) -> tuple[int, int]:
-        metadata = await app.producer.send_and_wait(topic, key, value, None, None, None)
-        return int(metadata.partition), int(metadata.offset)
-
+    if send is None:
+        send = _producer_send(app)
     store = AutomationStore(settings, index, rulebook, send)
     ctx = ApiContext(settings=settings, store=store, history=history, send=send, app=app)
     for path, view in _ROUTES:

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from app.core.pipeline import ProcessResult
 from app.settings import Settings
-from app.testing import MemoryAliasStore, RecordingSend, pipeline_for, run_events
+from app.testing import (
+    MemoryAliasStore,
+    RecordingSend,
+    RecordingWrites,
+    Write,
+    pipeline_for,
+    run_events,
+)
 from tests.factories import NOW, event_bytes, make_automation
 
 
@@ -43,3 +52,18 @@ async def test_recording_send_records_and_resolves_on_request() -> None:
     assert done.done()
     await asyncio.wait_for(done, 1)
     assert acked.records[0].value == b"v"
+
+
+async def test_recording_writes_numbers_records_per_topic_and_can_fail() -> None:
+    """Each topic's writes get offsets 0, 1, ...; on_write sees each; fail is raised."""
+    seen: list[Write] = []
+    send = RecordingWrites(on_write=seen.append)
+    assert await send("automations", b"a", b"{}") == (0, 0)
+    assert await send("automations", b"b", None) == (0, 1)
+    assert await send("registry-events", b"p", b"{}") == (0, 0)
+    assert [w.key for w in seen] == [b"a", b"b", b"p"]
+    assert [w.key for w in send.to("automations")] == [b"a", b"b"]
+    send.fail = ConnectionError("down")
+    with pytest.raises(ConnectionError):
+        await send("automations", b"c", b"{}")
+    assert len(send.writes) == 3

@@ -1,0 +1,263 @@
+"""The API views on a real Faust web app, through aiohttp's test client.
+
+What is real here: ``faust.App`` (memory store, no autodiscovery; the broker URL points
+nowhere and the app is never started), its aiohttp web driver, the routes registered
+by ``define_api`` exactly as the worker registers them (``app.page`` adds each view to
+``app.web.web_app``, which ``aiohttp.test_utils.TestServer`` serves on a loopback port),
+``ApiView``'s auth and error handling, ``AutomationStore``, the dry run, and the
+worker's ``RuleBook`` over an ``AutomationIndex``.
+
+What stands in: the API's ``send`` is ``app.testing.RecordingWrites``. Its ``on_write``
+plays Kafka and the worker's table together: each record written to the automations
+topic is applied to the ``RuleBook`` and its offset marked applied, so a write returns
+as soon as the rule book holds it (``wait_applied``), as on a worker. A test can stop
+that (``Rig.read_back = False``) to see the store's bounded wait give up. The history
+table is a dict-backed fake (``HistoryReader``); history routing is covered elsewhere.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import faust
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from app.api.routes import define_api
+from app.core.matching import AutomationIndex
+from app.serialization import loads
+from app.settings import Settings
+from app.stream.automations import RuleBook
+from app.testing import RecordingWrites, Write
+from tests.factories import event_dict, make_event
+
+AUTOMATIONS = "automations"
+
+AUTOMATION: dict[str, Any] = {
+    "id": "deploy-on-production",
+    "name": "Deploy when production alias is added",
+    "event": "ADD_ARTIFACT_ALIAS",
+    "scope": {"type": "registry", "entity": "acme", "registry": "model"},
+    "action": {
+        "type": "webhook",
+        "url": "https://ci.example.com/hooks/deploy",
+        "payload": '{"model": "${artifact_version_string}"}',
+    },
+}
+
+
+class FakeHistory:
+    """The `HistoryReader` the views need, over nothing."""
+
+    name = "history"
+    changelog_topic = "history-changelog"
+    partitions = 1
+
+    def get(self, automation_id: str) -> dict[str, Any]:
+        """No history held."""
+        return {}
+
+
+class Rig:
+    """A Faust app with the API routes, a rule book, and the recorded writes."""
+
+    def __init__(self) -> None:
+        self.settings = Settings(automations_topic=AUTOMATIONS, api_write_wait_seconds=0.2)
+        self.app: Any = faust.App(
+            f"hookstream-api-{uuid.uuid4().hex[:8]}",
+            # Nothing may reach a broker here (the dev broker runs on :9092).
+            broker="kafka://127.0.0.1:9",
+            store="memory://",
+            autodiscover=False,
+            web_enabled=True,
+        )
+        self.index = AutomationIndex()
+        self.rulebook = RuleBook(self.index)
+        self.rulebook.ready.set()
+        self.read_back = True
+        self.writes = RecordingWrites(on_write=self._read_back)
+        define_api(
+            self.app,
+            self.settings,
+            index=self.index,
+            rulebook=self.rulebook,
+            history=FakeHistory(),
+            send=self.writes,
+        )
+
+    def _read_back(self, write: Write) -> None:
+        if self.read_back and write.topic == AUTOMATIONS:
+            self.rulebook.apply(write.key, write.value)
+            self.rulebook.advance(write.partition, write.offset + 1)
+
+
+@pytest.fixture
+def rig() -> Rig:
+    return Rig()
+
+
+@pytest.fixture
+async def client(rig: Rig) -> AsyncIterator[TestClient[Any, Any]]:
+    async with TestClient(TestServer(rig.app.web.web_app)) as test_client:
+        yield test_client
+
+
+async def _create(client: TestClient[Any, Any], body: dict[str, Any]) -> Any:
+    return await client.post("/automations", json=body)
+
+
+async def test_post_automation_creates_and_writes_the_record(
+    rig: Rig, client: TestClient[Any, Any]
+) -> None:
+    """201 with Location and the stored automation; one record on the automations topic,
+    keyed by id, holding the automation at revision 1."""
+    response = await _create(client, AUTOMATION)
+    assert response.status == 201, await response.text()
+    assert response.headers["Location"] == f"/automations/{AUTOMATION['id']}"
+    assert response.headers["Hookstream-Outcome"] == "created"
+    assert "Hookstream-Applied" not in response.headers
+    body = await response.json()
+    assert body["id"] == AUTOMATION["id"]
+    assert body["revision"] == 1
+    [write] = rig.writes.writes
+    assert write.topic == AUTOMATIONS
+    assert write.key == AUTOMATION["id"].encode()
+    assert write.value is not None
+    record = loads(write.value)
+    assert record["id"] == AUTOMATION["id"]
+    assert record["action"]["url"] == AUTOMATION["action"]["url"]
+
+
+async def test_post_invalid_automation_is_422_naming_the_field(
+    rig: Rig, client: TestClient[Any, Any]
+) -> None:
+    """A bad field answers 422 with `errors` naming it, and nothing is written."""
+    bad = {**AUTOMATION, "action": {**AUTOMATION["action"], "url": "not a url"}}
+    response = await _create(client, bad)
+    assert response.status == 422, await response.text()
+    body = await response.json()
+    assert [error["field"] for error in body["errors"]] == ["action.url"], body
+    assert rig.writes.writes == []
+
+
+async def test_post_existing_id_is_409(client: TestClient[Any, Any]) -> None:
+    """A second create of the same id conflicts."""
+    assert (await _create(client, AUTOMATION)).status == 201
+    response = await _create(client, AUTOMATION)
+    assert response.status == 409, await response.text()
+
+
+async def test_write_not_read_back_is_flagged(rig: Rig, client: TestClient[Any, Any]) -> None:
+    """Durable in Kafka but not applied within the wait: still 201, Applied false."""
+    rig.read_back = False
+    response = await _create(client, AUTOMATION)
+    assert response.status == 201, await response.text()
+    assert response.headers["Hookstream-Applied"] == "false"
+
+
+async def test_kafka_down_is_503(rig: Rig, client: TestClient[Any, Any]) -> None:
+    """A producer failure answers 503 with the reason, not 500."""
+    rig.writes.fail = ConnectionError("broker unreachable")
+    response = await _create(client, AUTOMATION)
+    assert response.status == 503, await response.text()
+    assert "broker unreachable" in (await response.json())["error"]
+
+
+async def test_get_automations_lists_what_was_created(client: TestClient[Any, Any]) -> None:
+    """GET /automations lists both, the query string filters, GET by id finds one."""
+    assert (await _create(client, AUTOMATION)).status == 201
+    other = {**AUTOMATION, "id": "second", "enabled": False}
+    assert (await _create(client, other)).status == 201
+    response = await client.get("/automations")
+    assert response.status == 200
+    body = await response.json()
+    assert body["count"] == 2
+    assert sorted(item["id"] for item in body["items"]) == ["deploy-on-production", "second"]
+    one = await client.get("/automations/second")
+    assert one.status == 200
+    assert (await one.json())["enabled"] is False
+    assert (await client.get("/automations/missing")).status == 404
+
+
+async def test_loading_rule_book_is_503(rig: Rig, client: TestClient[Any, Any]) -> None:
+    """Before the rule book has read the topic once, reads answer 503 with Retry-After."""
+    rig.rulebook.ready.clear()
+    response = await client.get("/automations")
+    assert response.status == 503
+    assert response.headers["Retry-After"] == "1"
+
+
+async def test_dry_run_of_stored_automation_returns_reasons(
+    client: TestClient[Any, Any],
+) -> None:
+    """A matching event: matched with the rendered job; a non-matching one: the reasons."""
+    assert (await _create(client, AUTOMATION)).status == 201
+    url = f"/automations/{AUTOMATION['id']}/test"
+    hit = await client.post(url, json={"event": event_dict()})
+    assert hit.status == 200, await hit.text()
+    body = await hit.json()
+    assert body["matched"] is True
+    assert body["topic"] is not None
+    assert body["job"] is not None
+    miss = await client.post(url, json={"event": event_dict(entity="other")})
+    assert miss.status == 200, await miss.text()
+    body = await miss.json()
+    assert body["matched"] is False
+    assert body["reasons"], body
+    assert any("entity" in reason for reason in body["reasons"]), body["reasons"]
+
+
+async def test_dry_run_without_event_uses_a_generated_one(client: TestClient[Any, Any]) -> None:
+    """An empty body dry-runs an example event built for the automation."""
+    assert (await _create(client, AUTOMATION)).status == 201
+    response = await client.post(f"/automations/{AUTOMATION['id']}/test")
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    assert body["event_generated"] is True
+    assert body["matched"] is True
+
+
+async def test_adhoc_dry_run_prefixes_field_errors(client: TestClient[Any, Any]) -> None:
+    """POST /automations/test with an invalid automation names `automation.<field>`."""
+    bad = {**AUTOMATION, "event": "NOT_AN_EVENT"}
+    response = await client.post("/automations/test", json={"automation": bad})
+    assert response.status == 422, await response.text()
+    fields = [error["field"] for error in (await response.json())["errors"]]
+    assert any(field.startswith("automation.") for field in fields), fields
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (b"not json", 400, "not_json"),
+        (b"[1, 2]", 400, "not_object"),
+        (b'{"event_type": "ADD_ARTIFACT_ALIAS"}', 422, "missing_field"),
+    ],
+    ids=["not-json", "not-an-object", "missing-fields"],
+)
+async def test_post_invalid_event_is_4xx_with_a_reason(
+    rig: Rig, client: TestClient[Any, Any], body: bytes, status: int, code: str
+) -> None:
+    """An invalid event is refused with a 4xx and a reason, never a 500; nothing sent."""
+    response = await client.post("/events", data=body, headers={"Content-Type": "application/json"})
+    assert response.status == status, await response.text()
+    answer = await response.json()
+    assert f"invalid event ({code})" in answer["error"]
+    assert rig.writes.writes == []
+
+
+async def test_post_valid_event_is_202_and_sent_to_the_event_topic(
+    rig: Rig, client: TestClient[Any, Any]
+) -> None:
+    """A valid registry event goes to the registry events topic keyed by its path."""
+    response = await client.post("/events", json=event_dict())
+    assert response.status == 202, await response.text()
+    body = await response.json()
+    [write] = rig.writes.writes
+    assert body["topic"] == write.topic == rig.settings.registry_events_topic
+    assert body["offset"] == write.offset
+    assert write.key == make_event().collection_path.encode()
+    assert write.value is not None
+    assert loads(write.value)["event_id"] == event_dict()["event_id"]
