@@ -70,7 +70,6 @@ __all__ = [
     "start_local_broker",
     "succeeded",
     "topic_config",
-    "until",
     "workload",
 ]
 
@@ -701,16 +700,6 @@ def posts_after_success(hits: list[Hit]) -> int:
     """POSTs of one webhook-id that arrived after its first 2xx."""
     first = first_2xx(hits)
     return sum(1 for h in hits if h.at > first)
-
-
-async def until(predicate: Callable[[], bool], seconds: float) -> bool:
-    """Poll without blocking the loop (the receiver lives on it)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.1)
-    return predicate()
 
 
 # --- a dedicated broker -------------------------------------------------------------

@@ -31,10 +31,10 @@ from tests.faults.support import (
     require_broker_tools,
     start_local_broker,
     succeeded,
-    until,
 )
 from tests.integration.dispatch_support import DispatcherProcess, Receiver, make_job
 from tests.integration.harness import isolated_settings
+from tests.support import until
 
 JOBS = 2_000
 DOWN_SECONDS = 3.0

@@ -36,11 +36,11 @@ from tests.faults.support import (
     posts_after_success,
     records_of,
     succeeded,
-    until,
     workload,
 )
 from tests.integration.dispatch_support import DispatcherProcess, Receiver
 from tests.integration.harness import free_port, isolated_settings
+from tests.support import until
 
 EVENTS = 3_000
 PARTITIONS = 4

@@ -34,6 +34,7 @@ from tests.faults.support import (
     records_of,
     workload,
 )
+from tests.support import wait_for
 
 PHASE = 3_000
 
@@ -54,16 +55,6 @@ def settled(workers: list[FaultWorker], topics: list[str], partitions: int) -> b
         return False
     union = [tp for tps in parts.values() for tp in tps]
     return len(union) == len(set(union)) == len(topics) * partitions and all(parts.values())
-
-
-def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
-    """Poll a condition every 0.5 s until true or timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.5)
-    return condition()
 
 
 def test_join_and_sigkill_rebalances_lose_nothing_and_keep_alias_pointers(

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import faust
@@ -57,6 +57,7 @@ from app.stream.aliases import TableAliasPointers, define_alias_table
 from app.stream.metrics import WorkerMetrics
 from app.testing import RecordingSend
 from tests.factories import ACTION_TOPICS, NOW, event_bytes, make_automation, make_event
+from tests.support import until
 
 EVENTS = "registry-events"
 DLQ = "events.dlq"
@@ -131,15 +132,6 @@ def delivered(fut: Any, offset: int = 0) -> None:
     fut.set_result(RecordMetadata(topic, message.partition, TP(topic, message.partition), offset))
 
 
-async def eventually(condition: Callable[[], bool], timeout: float = 2.0) -> None:
-    """Wait until ``condition()`` holds (the agent batches within 10 ms)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.005)
-
-
 async def settle() -> None:
     """Give the agent and the ack chain time to act on what they have."""
     await asyncio.sleep(0.05)
@@ -164,7 +156,7 @@ async def test_matching_event_is_acked_only_after_its_sends(rig: Rig) -> None:
     """A match queues its job, history record and alias changelog; the ack waits for all."""
     async with rig.agent.test_context() as agent_ctx:
         event = await agent_ctx.put(event_bytes(), key=KEY, partition=2)
-        await eventually(lambda: bool(rig.send.to(ACTION_TOPICS["webhook"])))
+        assert await until(lambda: bool(rig.send.to(ACTION_TOPICS["webhook"])), 2.0, every=0.005)
         [job] = rig.send.to(ACTION_TOPICS["webhook"])
         assert job.key == b"deploy-on-production"
         assert loads(job.value)["job_id"] == job_id("evt-1", "deploy-on-production", 1)
@@ -212,7 +204,7 @@ async def test_commit_offset_moves_only_after_the_futures(rig: Rig) -> None:
         )
         channel = agent_ctx.stream().channel
         await channel.put(await channel.decode(message))
-        await eventually(lambda: bool(rig.send.records))
+        assert await until(lambda: bool(rig.send.records), 2.0, every=0.005)
         await settle()
         assert message in app.consumer.unacked
         assert not message.acked
@@ -233,7 +225,7 @@ async def test_failed_send_leaves_the_event_unacked_and_reports(rig: Rig) -> Non
     refused = RuntimeError("MessageSizeTooLargeError")
     async with rig.agent.test_context() as agent_ctx:
         first = await agent_ctx.put(event_bytes(), key=KEY, partition=0)
-        await eventually(lambda: bool(rig.send.records))
+        assert await until(lambda: bool(rig.send.records), 2.0, every=0.005)
         [job] = rig.send.to(ACTION_TOPICS["webhook"])
         for sent in rig.send.records:
             if sent is job:
@@ -261,7 +253,7 @@ async def test_invalid_event_goes_to_the_dead_letter_topic(rig: Rig) -> None:
     """Bytes that are not an event: one dead letter with a reason, then the ack."""
     async with rig.agent.test_context() as agent_ctx:
         event = await agent_ctx.put(b"{oops", key=b"some-key", partition=3)
-        await eventually(lambda: bool(rig.send.records))
+        assert await until(lambda: bool(rig.send.records), 2.0, every=0.005)
         [dead] = rig.send.records
         assert dead.topic == DLQ
         assert dead.key == b"some-key"
@@ -284,9 +276,9 @@ async def test_later_batch_is_acked_after_the_earlier_one(rig: Rig) -> None:
     """Two batches: the second's sends acknowledged first still ack in offset order."""
     async with rig.agent.test_context() as agent_ctx:
         first = await agent_ctx.put(b"[]", key=b"k", partition=0)
-        await eventually(lambda: len(rig.send.records) == 1)
+        assert await until(lambda: len(rig.send.records) == 1, 2.0, every=0.005)
         second = await agent_ctx.put(b"{}", key=b"k", partition=0)
-        await eventually(lambda: len(rig.send.records) == 2)
+        assert await until(lambda: len(rig.send.records) == 2, 2.0, every=0.005)
         a, b = rig.send.records
         assert (first.message.offset, second.message.offset) == (0, 1)
         b.future.set_result(None)
@@ -310,4 +302,4 @@ async def test_no_event_is_matched_before_ready(rig: Rig) -> None:
         await settle()
         assert rig.send.records == []
         rig.ready.set()
-        await eventually(lambda: bool(rig.send.to(ACTION_TOPICS["webhook"])))
+        assert await until(lambda: bool(rig.send.to(ACTION_TOPICS["webhook"])), 2.0, every=0.005)

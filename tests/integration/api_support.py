@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,7 +18,6 @@ from tests.integration.harness import isolated_settings
 
 __all__ = [
     "Reply",
-    "eventually",
     "http",
     "module_settings",
     "webhook_automation",
@@ -68,18 +66,6 @@ def http(
 def _lower(headers: Any) -> dict[str, str]:
     """Headers as a dict with lower-cased names."""
     return {str(k).lower(): str(v) for k, v in (headers or {}).items()}
-
-
-def eventually(probe: Callable[[], T | None], timeout: float = 20.0, every: float = 0.2) -> T:
-    """The first truthy result of `probe`; fails the test after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last: {result!r})")
-        time.sleep(every)
 
 
 def module_settings(

@@ -16,12 +16,12 @@ from app.settings import Settings
 from tests.factories import event_dict
 from tests.integration.api_support import (
     Reply,
-    eventually,
     http,
     module_settings,
     webhook_automation,
 )
 from tests.integration.harness import ROOT, WorkerProcess, consume, settings_env
+from tests.support import eventually
 
 TOKEN = "api-test-token"
 

@@ -14,12 +14,12 @@ from app.kafka.clients import produce
 from app.settings import Settings
 from tests.factories import event_dict
 from tests.integration.api_support import (
-    eventually,
     http,
     module_settings,
     webhook_automation,
 )
 from tests.integration.harness import WorkerProcess, consume
+from tests.support import eventually
 
 KEPT = 3
 

@@ -12,12 +12,12 @@ from app.api.routing import FORWARDED_HEADER, key_partition
 from app.settings import Settings
 from tests.factories import event_dict
 from tests.integration.api_support import (
-    eventually,
     http,
     module_settings,
     webhook_automation,
 )
 from tests.integration.harness import WorkerProcess, consume, free_port
+from tests.support import eventually
 
 AUTOMATION = "two-workers"
 

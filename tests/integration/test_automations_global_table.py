@@ -29,9 +29,10 @@ from app import serialization
 from app.kafka.clients import topic_partitions
 from app.settings import Settings
 from tests.factories import event_dict
-from tests.integration.api_support import eventually, http, module_settings, webhook_automation
+from tests.integration.api_support import http, module_settings, webhook_automation
 from tests.integration.harness import WorkerProcess, free_port
 from tests.integration.test_api_two_workers import collections_on_every_partition
+from tests.support import eventually
 
 WITNESS = "gt-witness"
 

@@ -14,12 +14,12 @@ from app import serialization
 from app.settings import Settings
 from tests.factories import event_dict
 from tests.integration.api_support import (
-    eventually,
     http,
     module_settings,
     webhook_automation,
 )
 from tests.integration.harness import ROOT, WorkerProcess, free_port, settings_env
+from tests.support import eventually
 
 TOKEN = "cli-test-token"
 
