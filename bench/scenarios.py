@@ -30,7 +30,8 @@ from bench.kafka_ops import GroupLag, OffsetWatcher, prefill, read_records
 from bench.machine import cpu_seconds, rss_kib
 from bench.matcher import expected_job_ids
 from bench.workload import BenchEvent
-from tests.integration.harness import WorkerProcess, isolated_settings
+from tests.integration.harness import WorkerProcess
+from tests.support import isolated_settings
 
 __all__ = [
     "Bench",

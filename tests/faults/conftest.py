@@ -10,8 +10,9 @@ import pytest
 
 from app.settings import Settings
 from tests.faults.report import Report
-from tests.faults.support import FaultWorker, make_settings
-from tests.integration.harness import ROOT, free_port
+from tests.faults.support import FaultWorker
+from tests.integration.harness import ROOT
+from tests.support import fault_test_settings, free_port
 
 StartWorker = Callable[..., FaultWorker]
 
@@ -36,7 +37,7 @@ def fault_report() -> Iterator[Report]:
 @pytest.fixture
 def fault_settings(kafka_bootstrap: str, uid: str, tmp_path: Path) -> Settings:
     """This test's own topics and consumer group on the session broker; the topics exist."""
-    return make_settings(kafka_bootstrap, uid, tmp_path)
+    return fault_test_settings(kafka_bootstrap, uid, tmp_path)
 
 
 @pytest.fixture

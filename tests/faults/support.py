@@ -32,13 +32,12 @@ from app import serialization
 from app.contract.automations import Automation, parse_automation
 from app.core.evaluate import run_evaluate
 from app.core.stored import stamp
-from app.kafka.admin import TopicSpec, ensure_topics
 from app.kafka.automations import apply_automations
 from app.kafka.clients import topic_partitions
 from app.settings import Settings
 from tests.broker import _local_kafka
 from tests.integration.dispatch_support import Hit, Receiver
-from tests.integration.harness import WorkerProcess, isolated_settings
+from tests.integration.harness import WorkerProcess
 
 __all__ = [
     "ENTITY",
@@ -62,7 +61,6 @@ __all__ = [
     "job_figures",
     "job_id_of",
     "job_topics",
-    "make_settings",
     "partition_of",
     "posts_after_success",
     "records_of",
@@ -578,13 +576,6 @@ def expected_jobs(
             )
         )
     return jobs
-
-
-def make_settings(bootstrap: str, uid: str, tmp: Path, **overrides: Any) -> Settings:
-    """Isolated settings whose topics exist (plus the fault workload's kafka-action topic)."""
-    settings = isolated_settings(bootstrap, uid, tmp, **overrides)
-    asyncio.run(ensure_topics(settings, [TopicSpec(f"fault-mirror-{uid}", 4)]))
-    return settings
 
 
 def topic_config(bootstrap: str, topic: str, name: str) -> str | None:

@@ -30,13 +30,12 @@ from tests.faults.support import (
     job_figures,
     job_id_of,
     job_topics,
-    make_settings,
     records_of,
     require_broker_tools,
     start_local_broker,
     workload,
 )
-from tests.integration.harness import free_port
+from tests.support import fault_test_settings, free_port
 
 EVENTS = 8_000
 DOWN_SECONDS = 3.0
@@ -56,7 +55,7 @@ def test_broker_restart_mid_stream_loses_no_job_and_needs_no_hand(
     """Stop and restart the broker while events flow: the same worker process delivers all."""
     port, local = own_broker
     bootstrap = f"127.0.0.1:{port}"
-    settings: Settings = make_settings(bootstrap, uid, tmp_path)
+    settings: Settings = fault_test_settings(bootstrap, uid, tmp_path)
     automations = fault_automations(uid)
     apply(settings, automations)
     events = workload(EVENTS, prefix=f"broker-{uid}")

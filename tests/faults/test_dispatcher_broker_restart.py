@@ -33,8 +33,7 @@ from tests.faults.support import (
     succeeded,
 )
 from tests.integration.dispatch_support import DispatcherProcess, Receiver, make_job
-from tests.integration.harness import isolated_settings
-from tests.support import until
+from tests.support import isolated_settings, until
 
 JOBS = 2_000
 DOWN_SECONDS = 3.0

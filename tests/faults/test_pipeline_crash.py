@@ -39,8 +39,7 @@ from tests.faults.support import (
     workload,
 )
 from tests.integration.dispatch_support import DispatcherProcess, Receiver
-from tests.integration.harness import free_port, isolated_settings
-from tests.support import until
+from tests.support import free_port, isolated_settings, until
 
 EVENTS = 3_000
 PARTITIONS = 4

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 from app import serialization
-from app.kafka.admin import TopicSpec, ensure_topics
-from app.settings import Settings
-from tests.integration.harness import isolated_settings
 
 __all__ = [
     "Reply",
     "http",
-    "module_settings",
     "webhook_automation",
 ]
 
@@ -66,16 +59,6 @@ def http(
 def _lower(headers: Any) -> dict[str, str]:
     """Headers as a dict with lower-cased names."""
     return {str(k).lower(): str(v) for k, v in (headers or {}).items()}
-
-
-def module_settings(
-    bootstrap: str, tmp: Path, uid: str | None = None, **overrides: Any
-) -> Settings:
-    """Settings with their own topics and consumer group (fresh unless `uid`); the topics exist."""
-    uid = uid or uuid.uuid4().hex[:10]
-    settings = isolated_settings(bootstrap, uid, tmp, **overrides)
-    asyncio.run(ensure_topics(settings, [TopicSpec(f"model-links-{uid}", 1)]))
-    return settings
 
 
 def webhook_automation(automation_id: str, **overrides: Any) -> dict[str, Any]:

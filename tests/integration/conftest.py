@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from app.settings import Settings
-from tests.integration.api_support import module_settings
 from tests.integration.harness import WorkerProcess
+from tests.support import module_settings
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -26,7 +26,7 @@ from app.core.topics import DispatchKind
 from app.dispatch.service import Dispatcher
 from app.kafka.clients import partitions_of, producer
 from app.settings import Settings
-from tests.integration.harness import ROOT, isolated_settings, settings_env
+from tests.integration.harness import ROOT, settings_env
 
 __all__ = [
     "DispatcherProcess",
@@ -36,7 +36,6 @@ __all__ = [
     "dispatch_env",
     "dispatcher",
     "make_job",
-    "make_settings",
     "produce_jobs",
 ]
 
@@ -128,24 +127,6 @@ class Receiver:
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), min(remaining, 0.2))
-
-
-def make_settings(bootstrap: str, uid: str, tmp: Path, **dispatch: Any) -> Settings:
-    """Per-test topics and group; loopback http allowed; tiny retry delays."""
-    values: dict[str, Any] = {
-        "allow_http": True,
-        "allowed_networks": ["127.0.0.1/32"],
-        "timeout_seconds": 2.0,
-        "backoff_base_seconds": 0.05,
-        "backoff_max_seconds": 2.0,
-        "retry_tiers_seconds": [0.2, 1.0],
-        "max_attempts": 5,
-        "commit_interval_seconds": 0.1,
-        "drain_seconds": 2.0,
-        "session_timeout_seconds": 6.0,
-    }
-    values.update(dispatch)
-    return isolated_settings(bootstrap, uid, tmp, topic_partitions=2, dispatch=values)
 
 
 def make_job(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,46 +23,11 @@ from app.settings import Settings
 __all__ = [
     "WorkerProcess",
     "consume",
-    "free_port",
-    "isolated_settings",
     "produce_events",
     "settings_env",
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
-
-_TOPIC_FIELDS = (
-    "registry_events_topic",
-    "artifact_events_topic",
-    "automations_topic",
-    "webhook_topic",
-    "notification_topic",
-    "queue_job_topic",
-    "dlq_topic",
-    "action_results_topic",
-    "actions_dlq_topic",
-)
-
-
-def free_port() -> int:
-    """A TCP port free on loopback right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def isolated_settings(bootstrap: str, uid: str, tmp: Path, **overrides: Any) -> Settings:
-    """Settings whose topics, app id (consumer group) and data folder belong to one test."""
-    values: dict[str, Any] = {f: f"{Settings.model_fields[f].default}-{uid}" for f in _TOPIC_FIELDS}
-    values.update(
-        kafka_bootstrap_servers=bootstrap,
-        app_id=f"hookstream-{uid}",
-        web_port=free_port(),
-        data_dir=tmp / "data",
-        topic_partitions=4,
-    )
-    values.update(overrides)
-    return Settings(**values)
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

@@ -14,14 +14,9 @@ from app.api.openapi import OPENAPI_PATH
 from app.contract.jobs import job_id
 from app.settings import Settings
 from tests.factories import event_dict
-from tests.integration.api_support import (
-    Reply,
-    http,
-    module_settings,
-    webhook_automation,
-)
+from tests.integration.api_support import Reply, http, webhook_automation
 from tests.integration.harness import ROOT, WorkerProcess, consume, settings_env
-from tests.support import eventually
+from tests.support import eventually, module_settings
 
 TOKEN = "api-test-token"
 

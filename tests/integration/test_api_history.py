@@ -13,13 +13,9 @@ from app.contract.results import ActionResult, ResultStatus
 from app.kafka.clients import produce
 from app.settings import Settings
 from tests.factories import event_dict
-from tests.integration.api_support import (
-    http,
-    module_settings,
-    webhook_automation,
-)
+from tests.integration.api_support import http, webhook_automation
 from tests.integration.harness import WorkerProcess, consume
-from tests.support import eventually
+from tests.support import eventually, module_settings
 
 KEPT = 3
 

@@ -11,13 +11,9 @@ import pytest
 from app.api.routing import FORWARDED_HEADER, key_partition
 from app.settings import Settings
 from tests.factories import event_dict
-from tests.integration.api_support import (
-    http,
-    module_settings,
-    webhook_automation,
-)
-from tests.integration.harness import WorkerProcess, consume, free_port
-from tests.support import eventually
+from tests.integration.api_support import http, webhook_automation
+from tests.integration.harness import WorkerProcess, consume
+from tests.support import eventually, free_port, module_settings
 
 AUTOMATION = "two-workers"
 

@@ -29,10 +29,10 @@ from app import serialization
 from app.kafka.clients import topic_partitions
 from app.settings import Settings
 from tests.factories import event_dict
-from tests.integration.api_support import http, module_settings, webhook_automation
-from tests.integration.harness import WorkerProcess, free_port
+from tests.integration.api_support import http, webhook_automation
+from tests.integration.harness import WorkerProcess
 from tests.integration.test_api_two_workers import collections_on_every_partition
-from tests.support import eventually
+from tests.support import eventually, free_port, module_settings
 
 WITNESS = "gt-witness"
 

@@ -13,13 +13,9 @@ import yaml
 from app import serialization
 from app.settings import Settings
 from tests.factories import event_dict
-from tests.integration.api_support import (
-    http,
-    module_settings,
-    webhook_automation,
-)
-from tests.integration.harness import ROOT, WorkerProcess, free_port, settings_env
-from tests.support import eventually
+from tests.integration.api_support import http, webhook_automation
+from tests.integration.harness import ROOT, WorkerProcess, settings_env
+from tests.support import eventually, free_port, module_settings
 
 TOKEN = "cli-test-token"
 

@@ -15,9 +15,9 @@ from tests.integration.dispatch_support import (
     TopicReader,
     dispatcher,
     make_job,
-    make_settings,
     produce_jobs,
 )
+from tests.support import dispatch_test_settings
 
 SLOW_SECONDS = 3.0
 
@@ -41,7 +41,7 @@ async def test_fast_job_behind_slow_ones_is_not_blocked(
     kafka_bootstrap: str, uid: str, tmp_path: Path, receiver: Receiver
 ) -> None:
     """Three 3 s jobs then a fast one on the same partition: the fast one is done in < 1 s."""
-    settings = make_settings(kafka_bootstrap, uid, tmp_path, timeout_seconds=10.0)
+    settings = dispatch_test_settings(kafka_bootstrap, uid, tmp_path, timeout_seconds=10.0)
     slow = [make_job(receiver.url("/slow"), automation_id="same-key") for _ in range(3)]
     fast = make_job(receiver.url("/fast"), automation_id="same-key")
     async with dispatcher(settings):
@@ -69,7 +69,7 @@ async def test_in_flight_limit_bounds_a_partition(
     kafka_bootstrap: str, uid: str, tmp_path: Path, receiver: Receiver
 ) -> None:
     """With max_in_flight_per_partition=1 the same fast job waits for the slow one."""
-    settings = make_settings(
+    settings = dispatch_test_settings(
         kafka_bootstrap, uid, tmp_path, timeout_seconds=10.0, max_in_flight_per_partition=1
     )
     slow = make_job(receiver.url("/slow"), automation_id="same-key")
@@ -87,7 +87,7 @@ async def test_two_dispatchers_share_partitions(
     kafka_bootstrap: str, uid: str, tmp_path: Path, receiver: Receiver
 ) -> None:
     """Two instances in one group split the partitions; every job is POSTed exactly once."""
-    settings = make_settings(kafka_bootstrap, uid, tmp_path)
+    settings = dispatch_test_settings(kafka_bootstrap, uid, tmp_path)
     other = settings.model_copy(update={"web_port": 0})
     jobs = [make_job(receiver.url("/fast"), automation_id=f"auto-{i % 8}") for i in range(24)]
     async with dispatcher(settings) as first:

@@ -13,9 +13,9 @@ from tests.integration.dispatch_support import (
     Receiver,
     TopicReader,
     make_job,
-    make_settings,
     produce_jobs,
 )
+from tests.support import dispatch_test_settings
 
 
 def _two_xx(hits: list[Any]) -> list[Any]:
@@ -40,7 +40,7 @@ async def test_sigkill_mid_retry_then_restart(
         return web.Response(text="ok")
 
     receiver = await Receiver(handlers={"/retry": retry, "/slow": slow}).start()
-    settings = make_settings(
+    settings = dispatch_test_settings(
         kafka_bootstrap,
         uid,
         tmp_path,

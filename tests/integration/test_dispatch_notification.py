@@ -10,9 +10,9 @@ from tests.integration.dispatch_support import (
     TopicReader,
     dispatcher,
     make_job,
-    make_settings,
     produce_jobs,
 )
+from tests.support import dispatch_test_settings
 
 
 async def test_notification_posts_slack_message(
@@ -20,7 +20,7 @@ async def test_notification_posts_slack_message(
 ) -> None:
     """A notification job becomes an incoming-webhook message with severity colour and link."""
     receiver = await Receiver().start()
-    settings = make_settings(
+    settings = dispatch_test_settings(
         kafka_bootstrap,
         uid,
         tmp_path,

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from app.kafka.admin import ensure_topics
 from app.settings import Settings
-from tests.integration.dispatch_support import make_job, make_settings, produce_jobs
+from tests.integration.dispatch_support import make_job, produce_jobs
 from tests.integration.harness import ROOT
+from tests.support import dispatch_test_settings
 
 EXAMPLE = ROOT / "deploy" / "examples" / "queue_job_consumer.py"
 
@@ -51,7 +52,7 @@ async def test_example_consumer_queues_each_job_once(
     kafka_bootstrap: str, uid: str, tmp_path: Path
 ) -> None:
     """Two jobs plus a redelivered one: queued once each; a rerun and a replay queue nothing."""
-    settings = make_settings(kafka_bootstrap, uid, tmp_path)
+    settings = dispatch_test_settings(kafka_bootstrap, uid, tmp_path)
     await ensure_topics(settings)
     first, second = _queue_job("train-a"), _queue_job("train-b")
     await produce_jobs(settings, settings.queue_job_topic, [first, second, first])

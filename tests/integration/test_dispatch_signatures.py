@@ -20,9 +20,9 @@ from tests.integration.dispatch_support import (
     TopicReader,
     dispatcher,
     make_job,
-    make_settings,
     produce_jobs,
 )
+from tests.support import dispatch_test_settings
 
 NEW_KEY = os.urandom(24)
 OLD_KEY = os.urandom(24)
@@ -97,7 +97,7 @@ async def test_signatures_verified_by_independent_code(
     secrets = tmp_path / "secrets"
     secrets.mkdir()
     (secrets / "HOOK_SECRET").write_text(SECRET_VALUE + "\n")
-    settings = make_settings(kafka_bootstrap, uid, tmp_path, secrets_dir=str(secrets))
+    settings = dispatch_test_settings(kafka_bootstrap, uid, tmp_path, secrets_dir=str(secrets))
     job = make_job(receiver.url("/signed"), secret="HOOK_SECRET", access_token="HOOK_TOKEN")
     env = {"HOOKSTREAM_SECRET_HOOK_TOKEN": TOKEN}
     async with dispatcher(settings, environ=env):
@@ -119,7 +119,7 @@ async def test_missing_secret_fails_without_request(
     kafka_bootstrap: str, uid: str, tmp_path: Path, receiver: Receiver
 ) -> None:
     """A job naming a secret the dispatcher does not have fails with that reason, unsent."""
-    settings = make_settings(kafka_bootstrap, uid, tmp_path)
+    settings = dispatch_test_settings(kafka_bootstrap, uid, tmp_path)
     job = make_job(receiver.url("/signed"), secret="NOT_CONFIGURED")
     async with dispatcher(settings, environ={}):
         dlq = await TopicReader(settings, settings.actions_dlq_topic).start()

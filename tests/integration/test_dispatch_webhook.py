@@ -20,9 +20,9 @@ from tests.integration.dispatch_support import (
     TopicReader,
     dispatcher,
     make_job,
-    make_settings,
     produce_jobs,
 )
+from tests.support import dispatch_test_settings
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ async def test_success_first_time(
     kafka_bootstrap: str, uid: str, tmp_path: Path, receiver: Receiver
 ) -> None:
     """A 200 on the first POST: one request, PENDING then FINISHED in action-results."""
-    settings = make_settings(kafka_bootstrap, uid, tmp_path)
+    settings = dispatch_test_settings(kafka_bootstrap, uid, tmp_path)
     job = make_job(receiver.url("/hook"))
     async with dispatcher(settings):
         results = await TopicReader(settings, settings.action_results_topic).start()
@@ -97,7 +97,7 @@ async def test_failures_then_success(
         return web.Response(status=500, text="boom") if count <= 2 else web.Response(text="ok")
 
     receiver.handlers["/flaky"] = flaky
-    settings = make_settings(kafka_bootstrap, uid, tmp_path)
+    settings = dispatch_test_settings(kafka_bootstrap, uid, tmp_path)
     job = make_job(receiver.url("/flaky"))
     async with dispatcher(settings):
         results = await TopicReader(settings, settings.action_results_topic).start()
@@ -129,7 +129,7 @@ async def test_retry_after_is_honoured(
         return web.Response(text="ok")
 
     receiver.handlers["/throttled"] = throttled
-    settings = make_settings(kafka_bootstrap, uid, tmp_path)
+    settings = dispatch_test_settings(kafka_bootstrap, uid, tmp_path)
     job = make_job(receiver.url("/throttled"))
     retry_topic = settings.dispatch.retry_topic(settings.webhook_topic, 1.0)
     async with dispatcher(settings):
@@ -171,7 +171,9 @@ async def test_timeouts_retried_then_dead_lettered(
 
     receiver.handlers["/slow-once"] = slow_once
     receiver.handlers["/always-slow"] = always_slow
-    settings = make_settings(kafka_bootstrap, uid, tmp_path, timeout_seconds=0.3, max_attempts=2)
+    settings = dispatch_test_settings(
+        kafka_bootstrap, uid, tmp_path, timeout_seconds=0.3, max_attempts=2
+    )
     recovers = make_job(receiver.url("/slow-once"), automation_id="recovers")
     never = make_job(receiver.url("/always-slow"), automation_id="never")
     async with dispatcher(settings):
@@ -209,7 +211,7 @@ async def test_gone_410_marks_endpoint_until_revision_changes(
         return web.Response(status=410) if len(receiver.on("/gone")) == 1 else web.Response()
 
     receiver.handlers["/gone"] = gone_once
-    settings = make_settings(kafka_bootstrap, uid, tmp_path)
+    settings = dispatch_test_settings(kafka_bootstrap, uid, tmp_path)
     first = make_job(receiver.url("/gone"), automation_id="gone-hook", revision=1)
     same_rev = make_job(receiver.url("/gone"), automation_id="gone-hook", revision=1)
     new_rev = make_job(receiver.url("/gone"), automation_id="gone-hook", revision=2)
@@ -244,7 +246,7 @@ async def test_bad_request_400_not_retried(
         return web.Response(status=400, text="unknown model field")
 
     receiver.handlers["/bad"] = bad
-    settings = make_settings(kafka_bootstrap, uid, tmp_path)
+    settings = dispatch_test_settings(kafka_bootstrap, uid, tmp_path)
     job = make_job(receiver.url("/bad"))
     async with dispatcher(settings):
         results = await TopicReader(settings, settings.action_results_topic).start()
@@ -269,7 +271,7 @@ async def test_redelivered_job_is_not_posted_again(
     kafka_bootstrap: str, uid: str, tmp_path: Path, receiver: Receiver
 ) -> None:
     """A FINISHED job_id seen again (same run, and after a restart) is skipped and counted."""
-    settings = make_settings(kafka_bootstrap, uid, tmp_path)
+    settings = dispatch_test_settings(kafka_bootstrap, uid, tmp_path)
     job = make_job(receiver.url("/once"))
     async with dispatcher(settings):
         results = await TopicReader(settings, settings.action_results_topic).start()
@@ -290,7 +292,7 @@ async def test_invalid_jobs_are_dead_lettered(
     kafka_bootstrap: str, uid: str, tmp_path: Path, receiver: Receiver
 ) -> None:
     """Not JSON, or missing contract fields: dead-lettered with a reason, never POSTed."""
-    settings = make_settings(kafka_bootstrap, uid, tmp_path)
+    settings = dispatch_test_settings(kafka_bootstrap, uid, tmp_path)
     broken = make_job(receiver.url("/never"), automation_id="broken")
     del broken["created_at"]
     async with dispatcher(settings):

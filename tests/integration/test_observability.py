@@ -25,8 +25,9 @@ from tests.deploy.tools import (
     run_prometheus,
 )
 from tests.factories import event_dict
-from tests.integration.dispatch_support import DispatcherProcess, Receiver, make_settings
+from tests.integration.dispatch_support import DispatcherProcess, Receiver
 from tests.integration.harness import WorkerProcess
+from tests.support import dispatch_test_settings
 
 # The dashboard's main panels; each must return data from a live run.
 MAIN_QUERIES = (
@@ -106,7 +107,7 @@ async def test_dashboard_and_alert_metrics_are_scraped_and_queried_by_a_real_pro
     kafka_bootstrap: str, uid: str, tmp_path: Path
 ) -> None:
     """Every metric the dashboard and alerts use has samples; Prometheus answers the panels."""
-    settings: Settings = make_settings(kafka_bootstrap, uid, tmp_path, max_attempts=1)
+    settings: Settings = dispatch_test_settings(kafka_bootstrap, uid, tmp_path, max_attempts=1)
     await ensure_topics(settings, dispatch_topic_specs(settings))
     receiver = await Receiver(handlers={"/fail": _bad_request}).start()
     worker = WorkerProcess(settings, tmp_path / "worker.log")

@@ -20,10 +20,10 @@ from tests.faults.support import (
     expected_jobs,
     fault_automations,
     job_topics,
-    make_settings,
     workload,
 )
 from tests.integration.harness import WorkerProcess, produce_events
+from tests.support import fault_test_settings
 
 EVENTS = 2_000
 ROUNDS = 2
@@ -47,7 +47,7 @@ def test_a_new_group_processes_every_prefilled_event(
         run = f"{uid}r{round_}"
         folder = tmp_path / run
         folder.mkdir()
-        settings = make_settings(kafka_bootstrap, run, folder)
+        settings = fault_test_settings(kafka_bootstrap, run, folder)
         automations = fault_automations(run)
         apply(settings, automations)
         events = workload(EVENTS, prefix=run)

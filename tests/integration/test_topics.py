@@ -10,7 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from app.errors import ConfigError
 from app.kafka.admin import TopicSpec, check_automations_topic, ensure_topics
-from tests.integration.harness import isolated_settings
+from tests.support import isolated_settings
 
 
 async def _partitions(bootstrap: str, topic: str) -> int:
