@@ -15,7 +15,8 @@ from typing import Any
 from app.api.events import parse_http_event
 from app.api.examples import example_event
 from app.contract.automations import Automation
-from app.core.matching import AutomationIndex, explain
+from app.core.explain import explain
+from app.core.matching import AutomationIndex
 from app.core.pipeline import MemoryAliasStore, Pipeline, SourceInfo
 from app.serialization import dumps, loads
 from app.settings import Settings

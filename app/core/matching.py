@@ -16,7 +16,7 @@ candidate's full filter still decides.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from app.contract.automations import (
@@ -28,7 +28,7 @@ from app.contract.automations import (
 )
 from app.contract.events import Event
 from app.core.documents import filter_document
-from app.core.scopes import IndexKey, event_keys, index_key, scope_mismatches
+from app.core.scopes import IndexKey, event_keys, index_key
 from app.errors import FilterError, InvalidAutomationError, TemplateError
 from app.lang.filters import MISSING, CompiledFilter, compile_filter, metadata_value
 from app.lang.templating import compile_template, compile_tree
@@ -36,9 +36,7 @@ from app.lang.templating import compile_template, compile_tree
 __all__ = [
     "AutomationIndex",
     "CompiledAutomation",
-    "Explanation",
     "Guard",
-    "explain",
     "filter_guard",
 ]
 
@@ -415,33 +413,3 @@ class AutomationIndex:
         if second is not None:
             second.collect(doc, out)
         return out
-
-
-@dataclass(frozen=True, slots=True)
-class Explanation:
-    """Whether an automation fires for an event, and every reason why not."""
-
-    automation_id: str
-    matched: bool
-    reasons: list[str] = field(default_factory=list)
-
-
-def explain(
-    target: CompiledAutomation | Automation, event: Event, doc: Mapping[str, Any] | None = None
-) -> Explanation:
-    """Why an automation does or does not fire for an event (for dry runs)."""
-    compiled = target if isinstance(target, CompiledAutomation) else CompiledAutomation(target)
-    automation = compiled.automation
-    reasons: list[str] = []
-    if not automation.enabled:
-        reasons.append("automation is disabled")
-    if automation.event is not event.event_type:
-        reasons.append(
-            f"event type is {event.event_type.value} but the automation listens for "
-            f"{automation.event.value}"
-        )
-    reasons.extend(scope_mismatches(automation.scope, event))
-    if doc is None:
-        doc = filter_document(event)
-    reasons.extend(compiled.filter.explain(doc))
-    return Explanation(automation.id, not reasons, reasons)

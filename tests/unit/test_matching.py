@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.contract.automations import Automation
-from app.core.matching import AutomationIndex, CompiledAutomation, explain
+from app.core.explain import explain
+from app.core.matching import AutomationIndex, CompiledAutomation
 from app.errors import InvalidAutomationError
 from tests.factories import make_automation, make_event
 

@@ -8,7 +8,7 @@ import pytest
 
 from app.api.examples import example_event
 from app.contract.events import parse_event
-from app.core.matching import explain
+from app.core.explain import explain
 from app.core.scopes import registry_project
 from app.serialization import dumps
 from tests.factories import NOW, make_automation
