@@ -13,6 +13,7 @@ from app.serialization import dumps
 __all__ = [
     "ACTION_TOPICS",
     "NOW",
+    "automation_dict",
     "event_bytes",
     "event_dict",
     "make_automation",
@@ -90,6 +91,11 @@ def make_event(**overrides: Any) -> Event:
     """A validated Event; e.g. make_event(registry=None, project="vision")."""
     event, _ = parse_event(event_bytes(**overrides), 1 << 20)
     return event
+
+
+def automation_dict(**overrides: Any) -> dict[str, Any]:
+    """The example automation as JSON, with overrides merged in."""
+    return merge(_AUTOMATION, overrides)
 
 
 def make_automation(**overrides: Any) -> Automation:

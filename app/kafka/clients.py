@@ -118,27 +118,17 @@ async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[Topic
     raise HookstreamError(f"topic {topic!r} does not exist")
 
 
-async def read_to_end(
-    bootstrap: str,
-    topic: str,
-    partitions: Iterable[int] | None = None,
-    *,
-    client_id: str | None = None,
-) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every record currently in a topic (or these partitions), read group-less from the start."""
+async def read_to_end(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record currently in a topic, read group-less from the start."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        **({"client_id": client_id} if client_id else {}),
     )
     await consumer.start()
     try:
-        if partitions is None:
-            tps = await topic_partitions(consumer, topic)
-        else:
-            tps = [TopicPartition(topic, p) for p in sorted(set(partitions))]
+        tps = await topic_partitions(consumer, topic)
         if not tps:
             return []
         consumer.assign(tps)

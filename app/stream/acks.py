@@ -91,8 +91,3 @@ class OrderedAcks:
         if last is not None:
             with contextlib.suppress(Exception):
                 await asyncio.shield(last)
-
-    def forget(self, partitions: set[tuple[str, int]]) -> None:
-        """Drop the acked positions of partitions no longer assigned."""
-        for tp in partitions:
-            self.acked.pop(tp, None)

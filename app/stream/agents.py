@@ -68,16 +68,13 @@ class EventPath:
         dlq = self.dlq_topic
         history = self.history_topic
         sent: list[Awaitable[Any]] = []
-        by_topic: dict[str, list[ProcessResult]] = {}
+        results: list[ProcessResult] = []
         now: datetime | None = None
         for event in events:
             message = event.message
             aliases.event = event
             result = process(message.value, aliases=aliases, source=message)
-            topic_results = by_topic.get(message.topic)
-            if topic_results is None:
-                topic_results = by_topic[message.topic] = []
-            topic_results.append(result)
+            results.append(result)
             # `send` only queues the record (it waits only while the producer's buffer
             # is full); delivery is awaited once per batch, by the acknowledgements.
             for out in result.outbounds:
@@ -95,9 +92,10 @@ class EventPath:
         aliases.event = None
         sent.extend(aliases.flush())
         self.acks.submit(events, sent)
-        queued = time.perf_counter()
-        for topic, results in by_topic.items():
-            self.metrics.observe_batch(results, topic, started, queued)
+        if events:
+            # An agent reads one topic, so a batch is all of one topic.
+            topic = events[0].message.topic
+            self.metrics.observe_batch(results, topic, started, time.perf_counter())
 
 
 def agent_name(topic: str) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from typing import Any
 
 __all__ = ["on_rebalance_complete", "reseek_uncommitted"]
@@ -44,7 +44,7 @@ async def reseek_uncommitted(consumer: Any, topics: Collection[str]) -> list[Any
     return uncommitted
 
 
-def on_rebalance_complete(app: Any, topics: Callable[[], Collection[str]]) -> None:
+def on_rebalance_complete(app: Any, topics: Collection[str]) -> None:
     """Run ``reseek_uncommitted`` once each rebalance's flow has resumed."""
     pending: set[asyncio.Task[None]] = set()
 
@@ -57,7 +57,7 @@ def on_rebalance_complete(app: Any, topics: Callable[[], Collection[str]]) -> No
             if app.consumer_generation_id != generation or loop.time() > deadline:
                 return  # another rebalance started: its own signal seeks again
             await asyncio.sleep(0.01)
-        await reseek_uncommitted(app.consumer, topics())
+        await reseek_uncommitted(app.consumer, topics)
 
     async def reseek(sender: Any, **kwargs: Any) -> None:
         task = asyncio.ensure_future(after_resume(app.consumer_generation_id))

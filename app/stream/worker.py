@@ -113,7 +113,7 @@ class Hookstream:
                 settings.action_results_topic,
             }
         )
-        on_rebalance_complete(self.app, lambda: stream_topics)
+        on_rebalance_complete(self.app, stream_topics)
         define_health_views(self.app, self.readiness, self.registry)
         self.history = define_history(self.app, settings)
         self.api = define_api(

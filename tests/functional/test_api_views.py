@@ -31,21 +31,11 @@ from app.serialization import loads
 from app.settings import Settings
 from app.stream.automations import RuleBook
 from app.testing import RecordingWrites, Write
-from tests.factories import event_dict, make_event
+from tests.factories import automation_dict, event_dict, make_event
 
 AUTOMATIONS = "automations"
 
-AUTOMATION: dict[str, Any] = {
-    "id": "deploy-on-production",
-    "name": "Deploy when production alias is added",
-    "event": "ADD_ARTIFACT_ALIAS",
-    "scope": {"type": "registry", "entity": "acme", "registry": "model"},
-    "action": {
-        "type": "webhook",
-        "url": "https://ci.example.com/hooks/deploy",
-        "payload": '{"model": "${artifact_version_string}"}',
-    },
-}
+AUTOMATION: dict[str, Any] = automation_dict()
 
 
 class FakeHistory:

@@ -220,16 +220,6 @@ async def test_drain_with_nothing_submitted_returns() -> None:
     assert not r.acks.failed
 
 
-async def test_forget_drops_positions_of_revoked_partitions() -> None:
-    """forget() removes acked positions of the given partitions only."""
-    r = Recorder()
-    r.acks.submit(r.events((0, 4), (1, 9)), [])
-    await r.acks.drain()
-    assert r.acks.acked == {("t", 0): 5, ("t", 1): 10}
-    r.acks.forget({("t", 1), ("t", 5)})
-    assert r.acks.acked == {("t", 0): 5}
-
-
 @pytest.mark.parametrize("index", [0, 1])
 async def test_failure_of_one_future_of_a_batch_blocks_the_batch(index: int) -> None:
     """Either of a batch's futures failing leaves all of the batch's events unacked."""
