@@ -173,6 +173,8 @@ class TopicReader:
         self._key = key
         self._keys: set[str] = set()
         self._records: list[Record] = []
+        # Per topic as well, so that polling one topic does not copy every record read.
+        self._by_topic: dict[str, list[Record]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -194,10 +196,12 @@ class TopicReader:
         self._stop.set()
         self._thread.join(30)
 
-    def records(self, topic: str | None = None) -> list[Record]:
-        """A snapshot of what was read so far (of one topic, or all)."""
+    def records(self, topic: str | None = None, since: int = 0) -> list[Record]:
+        """A snapshot of what was read so far (of one topic, or all), from index `since`."""
         with self._lock:
-            return [r for r in self._records if topic is None or r.topic == topic]
+            if topic is None:
+                return self._records[since:]
+            return self._by_topic.get(topic, [])[since:]
 
     def has_all(self, keys: Iterable[str]) -> bool:
         """Whether a record with each of these keys (see `key=`) was read."""
@@ -214,7 +218,7 @@ class TopicReader:
         with self._lock:
             if topic is None:
                 return len(self._records)
-            return sum(1 for r in self._records if r.topic == topic)
+            return len(self._by_topic.get(topic, []))
 
     def wait(self, done: Callable[[TopicReader], bool], timeout: float, poll: float = 0.2) -> bool:
         """Poll `done(self)` until true or timeout; returns the last answer."""
@@ -267,6 +271,8 @@ class TopicReader:
                     keys = [self._key(r.value) for r in fresh] if self._key is not None else []
                     with self._lock:
                         self._records.extend(fresh)
+                        for record in fresh:
+                            self._by_topic.setdefault(record.topic, []).append(record)
                         self._keys.update(k for k in keys if k is not None)
         finally:
             await consumer.stop()

@@ -8,8 +8,10 @@ changelog offset it holds, and a restart reads only the tail.
 
 Resume time = from spawning the stopped worker's process to the first job of an event
 produced just after the spawn (a clean stop: a SIGKILL adds the group's session timeout,
-the same after any history). Each phase restarts a few times and compares medians, so a
-slow start on a busy machine does not decide the verdict alone.
+the same after any history). Each phase restarts five times and compares the fastest
+restart of each: load on a 2-core machine (the broker's log cleaner, the test's own
+reader) only ever adds time, so the minimum is the estimate of what a restart costs, and
+a slow spell on a busy machine does not decide the verdict. The medians are reported too.
 HOOKSTREAM_STORE=memory:// runs the same scenario on the memory store (it fails the
 20% bound: that is the growth this test exists to keep away).
 """
@@ -43,7 +45,7 @@ from tests.faults.support import (
 AUTOMATIONS = 20
 SMALL_JOBS = 1_000
 LARGE_JOBS = 100_000
-RESTARTS = 3
+RESTARTS = 5
 TOLERANCE = 0.20
 
 
@@ -99,7 +101,7 @@ def _produce(settings: Settings, events: list[dict[str, Any]]) -> None:
 
 def _jobs_after(reader: TopicReader, topic: str, seen: int, event_id: str) -> float | None:
     """When the reader saw the first job of `event_id` among the records after `seen`."""
-    for record in reader.records(topic)[seen:]:
+    for record in reader.records(topic, since=seen):
         if _event_id(record.value) == event_id:
             return record.seen_at
     return None
@@ -153,7 +155,7 @@ def test_restart_time_does_not_grow_with_history(
     uid: str,
     fault_report: Report,
 ) -> None:
-    """Resume time after 100,000 jobs is within 20% of the time after 1,000 (medians)."""
+    """Resume time after 100,000 jobs is within 20% of the time after 1,000 (fastest of 5)."""
     settings = fault_settings
     automations = _automations(uid)
     ids = [a.id for a in automations]
@@ -202,22 +204,23 @@ def test_restart_time_does_not_grow_with_history(
         # Everything the worker folded before its restarts is still in its history.
         final = {i: _history_matched(worker, i) for i in ids}
 
-    small = statistics.median(resumes[SMALL_JOBS])
-    large = statistics.median(resumes[LARGE_JOBS])
+    small, large = min(resumes[SMALL_JOBS]), min(resumes[LARGE_JOBS])
+    medians = {jobs: statistics.median(times) for jobs, times in resumes.items()}
     print(
         f"\nrestart time, store {settings.store}: "
-        f"after {SMALL_JOBS:,} jobs {small:.2f} s {resumes[SMALL_JOBS]}, "
-        f"after {LARGE_JOBS:,} jobs {large:.2f} s {resumes[LARGE_JOBS]}; "
-        f"processing {figures}"
+        f"after {SMALL_JOBS:,} jobs fastest {small:.2f} s median {medians[SMALL_JOBS]:.2f} s "
+        f"{resumes[SMALL_JOBS]}, after {LARGE_JOBS:,} jobs fastest {large:.2f} s "
+        f"median {medians[LARGE_JOBS]:.2f} s {resumes[LARGE_JOBS]}; processing {figures}"
     )
-    for jobs, median in ((SMALL_JOBS, small), (LARGE_JOBS, large)):
+    for jobs, fastest in ((SMALL_JOBS, small), (LARGE_JOBS, large)):
         fault_report.add(
             f"restart time after {jobs:,} jobs ({settings.store})",
             jobs_expected=jobs,
-            recovery_seconds=median,
+            recovery_seconds=fastest,
             notes=(
-                f"store {settings.store}; spawn -> first job of a new event, median of "
-                f"{RESTARTS} clean restarts {[round(t, 2) for t in resumes[jobs]]}"
+                f"store {settings.store}; spawn -> first job of a new event, fastest of "
+                f"{RESTARTS} clean restarts {[round(t, 2) for t in resumes[jobs]]} "
+                f"(median {medians[jobs]:.2f} s)"
             ),
         )
     assert set(final.values()) == {large_events + 2 * RESTARTS}, final
