@@ -21,6 +21,7 @@ LIST_PARAMETERS: dict[str, str] = {
     "collection": "scope collection (artifact_collection scopes)",
     "action_type": "webhook, notification, queue_job, kafka or no_op",
     "enabled": "true or false",
+    "q": "text search: every word must occur in the id, name, description or scope",
 }
 
 _SCOPE_TYPES = frozenset({"project", "registry", "artifact_collection"})
@@ -40,6 +41,8 @@ class AutomationQuery:
     collection: str | None = None
     action_type: str | None = None
     enabled: bool | None = None
+    # Lower-cased words, each of which must occur in the automation's searchable text.
+    words: tuple[str, ...] = ()
 
 
 def _one_of(name: str, value: str, allowed: Iterable[str]) -> str:
@@ -86,7 +89,14 @@ def parse_query(params: Mapping[str, str]) -> AutomationQuery:
         collection=params.get("collection"),
         action_type=action_type,
         enabled=enabled,
+        words=tuple(params.get("q", "").lower().split()),
     )
+
+
+def _text(automation: Automation) -> str:
+    scope = scope_fields(automation.scope)
+    parts = (automation.id, automation.name, automation.description or "", *scope.values())
+    return " ".join(str(part) for part in parts if part).lower()
 
 
 def _keeps(query: AutomationQuery, automation: Automation) -> bool:
@@ -101,7 +111,12 @@ def _keeps(query: AutomationQuery, automation: Automation) -> bool:
         (query.action_type, automation.action.type),
         (query.enabled, automation.enabled),
     )
-    return all(wanted is None or wanted == actual for wanted, actual in checks)
+    if not all(wanted is None or wanted == actual for wanted, actual in checks):
+        return False
+    if query.words:
+        text = _text(automation)
+        return all(word in text for word in query.words)
+    return True
 
 
 def select(automations: Iterable[Automation], query: AutomationQuery) -> list[Automation]:
