@@ -16,6 +16,8 @@ __all__ = ["BUCKET_SECONDS", "Timeline", "timeline"]
 # Bucket widths, the first that keeps the span within MAX_BUCKETS buckets.
 BUCKET_SECONDS = (60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400)
 MAX_BUCKETS = 60
+# The chart shows at least this much time before now, so one firing is a point in time.
+MIN_SPAN_SECONDS = 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +73,8 @@ def timeline(executions: Iterable[Mapping[str, Any]], now: datetime) -> Timeline
     if not moments:
         return Timeline(BUCKET_SECONDS[0], [], [], [], [])
     end = max(now.timestamp(), *moments)
-    start = min(moments)
-    step = next((s for s in BUCKET_SECONDS if (end - start) / s < MAX_BUCKETS), BUCKET_SECONDS[-1])
+    start = min(min(moments), end - MIN_SPAN_SECONDS)
+    step = next((s for s in BUCKET_SECONDS if (end - start) / s <= MAX_BUCKETS), BUCKET_SECONDS[-1])
     first = int(start // step) * step
     count = int(end // step) * step // step - first // step + 1
     times = [first + i * step for i in range(count)]
