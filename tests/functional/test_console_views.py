@@ -262,6 +262,9 @@ async def test_writes_need_the_token_and_it_is_never_shown() -> None:
         refused = await client.post(url, data={"enabled": "false"})
         assert refused.status == 401
         assert "Authorization" in await refused.text()
+        # htmx shows the refusal in the message area; the toggle stays as it was.
+        assert refused.headers["HX-Retarget"] == "#messages"
+        assert refused.headers["HX-Reselect"] == "#refusal"
         wrong = await client.post(
             url, data={"enabled": "false"}, headers={"Authorization": "Bearer nope"}
         )

@@ -20,6 +20,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from app import serialization
+from app.core.loader import load_automations
+from app.core.stored import stored_json
 from app.settings import Settings
 from tests.factories import event_dict
 from tests.integration.api_support import Reply, http, webhook_automation
@@ -125,7 +127,11 @@ def kafka_automation(automation_id: str, settings: Settings) -> dict[str, Any]:
 def test_root_redirects_to_the_console_which_lists_automations(
     page: Page, worker: WorkerProcess
 ) -> None:
-    """`/` lands on the list; search and the filters narrow it, on the server."""
+    """`/` lands on the list of the example automations (the README's path); search and
+    the filters narrow it, on the server."""
+    examples = load_automations(ROOT / "deploy" / "examples" / "automations.yaml")
+    for _, example in examples:
+        assert api(worker, "POST", "/automations", stored_json(example)).status == 201
     for n in range(3):
         assert api(worker, "POST", "/automations", webhook_automation(f"listed-{n}")).status == 201
     disabled = webhook_automation("listed-off", enabled=False, event="LINK_ARTIFACT", filter=None)
@@ -142,6 +148,11 @@ def test_root_redirects_to_the_console_which_lists_automations(
     page.get_by_label("Enabled").select_option("")
     page.get_by_label("Event").select_option("ADD_ARTIFACT_ALIAS")
     expect(page.locator("#count")).to_contain_text("3 automations")
+    page.get_by_label("Event").select_option("")
+    page.get_by_label("Search").fill("")
+    table = page.locator("#automations tbody")
+    for _, example in examples:
+        expect(table).to_contain_text(example.id)
     shot(page, "list")
 
 
@@ -269,7 +280,10 @@ def test_writes_without_the_token_are_refused_with_the_reason(
         tab.set_default_timeout(WAIT_MS)
         tab.goto(worker.url + "/console/automations/no-token")
         tab.get_by_role("button", name="Disable").click()
-        expect(tab.locator("#toggle .error")).to_contain_text("401")
+        expect(tab.locator("#messages")).to_contain_text("401")
+        expect(tab.locator("#messages")).to_contain_text("missing Authorization header")
+        # The toggle is still there to try again once a token is typed in.
+        expect(tab.get_by_role("button", name="Disable")).to_be_visible()
         assert api(worker, "GET", "/automations/no-token").json["enabled"] is True
         assert TOKEN not in tab.content()
     finally:

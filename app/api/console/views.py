@@ -77,6 +77,10 @@ action:
   payload: '{"model": "${artifact_version_string}"}'
 """
 
+# htmx response headers: a refusal's message goes to the page's message area, and the
+# part that asked (a toggle, the history) keeps what it showed. Other clients ignore them.
+_TO_MESSAGES = {"HX-Retarget": "#messages", "HX-Reswap": "innerHTML", "HX-Reselect": "#refusal"}
+
 _CONSOLE_PARAMETERS = frozenset({"page", "per_page"})
 
 
@@ -109,18 +113,25 @@ class ConsoleView(ApiView):
     """A console page: refusals are HTML, with the API's reason and field errors."""
 
     def refusal(self, exc: ApiError) -> Any:
-        """An HTML fragment naming the error (htmx swaps it into the page's message area)."""
-        body = _ENV.get_template("_error.html").render(error=exc.body())
-        return self.html(body, status=exc.status, headers=exc.headers)
+        """A page naming the error; htmx puts only its message in the page's message area."""
+        headers = {**exc.headers, **_TO_MESSAGES}
+        return self.page("error.html", status=exc.status, headers=headers, error=exc.body())
 
-    def page(self, template: str, *, status: int = 200, **values: Any) -> Any:
+    def page(
+        self,
+        template: str,
+        *,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+        **values: Any,
+    ) -> Any:
         """Render a template with what every page needs."""
         body = _ENV.get_template(template).render(
             token_required=self.ctx.settings.api_token is not None,
             choices=_choices(),
             **values,
         )
-        return self.html(body, status=status)
+        return self.html(body, status=status, headers=dict(headers or {}))
 
 
 def _htmx(request: Any) -> bool:

@@ -14,6 +14,12 @@
     if (value) { event.detail.headers["Authorization"] = "Bearer " + value; }
   });
 
+  // A refusal is shown until the next request a person makes (not the history's polling).
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var messages = document.getElementById("messages");
+    if (messages && event.detail.elt.id !== "history") { messages.textContent = ""; }
+  });
+
   function showTokenState() {
     var state = document.getElementById("token-state");
     if (state) { state.textContent = token() ? "token set for this tab" : ""; }
