@@ -169,12 +169,12 @@ def test_create_shows_the_api_validation_error_at_its_field(
     page.get_by_label("Registry").fill("model")
     page.get_by_label("Filter (JSON)").fill('{"alias": "production"}')
     page.get_by_label("Action type").select_option("webhook")
-    page.get_by_label("Url").fill("not a url")
+    page.get_by_label("URL").fill("not a url")
     page.get_by_label("Payload").first.fill('{"model": "${artifact_version_string}"}')
     page.get_by_role("button", name="Create").click()
     error = page.locator('.field-error[data-field="action.url"]')
     expect(error).to_contain_text("URL")
-    url_input = page.get_by_label("Url")
+    url_input = page.get_by_label("URL")
     expect(url_input).to_have_attribute("aria-invalid", "true")
     # The error is next to its input, inside the same field.
     assert url_input.evaluate(
