@@ -190,6 +190,23 @@ def test_create_shows_the_api_validation_error_at_its_field(
     assert api(worker, "GET", "/automations/console-created").json["revision"] == 1
 
 
+def test_edit_in_the_form_saves_a_new_revision(page: Page, worker: WorkerProcess) -> None:
+    """The edit page holds the stored automation; a changed name is revision 2."""
+    assert api(worker, "POST", "/automations", webhook_automation("edit-me")).status == 201
+    page.goto(worker.url + "/console/automations/edit-me")
+    page.get_by_role("link", name="Edit").click()
+    expect(page.get_by_label("Id", exact=True)).to_have_value("edit-me")
+    expect(page.get_by_label("Id", exact=True)).to_have_attribute("readonly", "")
+    page.get_by_label("Name", exact=True).fill("Edited in the console")
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_url("**/console/automations/edit-me")
+    expect(page.get_by_role("heading", name="Edited in the console")).to_be_visible()
+    expect(page.locator("#revision")).to_have_text("2")
+    stored = api(worker, "GET", "/automations/edit-me").json
+    assert (stored["name"], stored["revision"]) == ("Edited in the console", 2)
+    assert stored["filter"] == webhook_automation("edit-me")["filter"]
+
+
 def test_yaml_editor_names_the_field_and_its_line(page: Page, worker: WorkerProcess) -> None:
     """In YAML the same validation error names the field and the line it is on."""
     page.goto(worker.url + "/console/new?mode=yaml")
