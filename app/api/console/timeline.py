@@ -40,6 +40,15 @@ class Timeline:
             "failed": self.failed,
         }
 
+    @property
+    def step_label(self) -> str:
+        """The bucket width in words, e.g. `5 min`, `6 hours`."""
+        for size, unit in ((7 * 86400, "week"), (86400, "day"), (3600, "hour")):
+            if self.step % size == 0:
+                count = self.step // size
+                return f"{count} {unit}" if count == 1 else f"{count} {unit}s"
+        return f"{self.step // 60} min"
+
     def rows(self) -> list[tuple[int, int, int, int]]:
         """(time, firings, finished, failed) of the non-empty buckets: the chart as a table."""
         columns = zip(self.times, self.firings, self.finished, self.failed, strict=True)

@@ -373,7 +373,7 @@ class HistoryPart(ConsoleView):
                 (datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M"), *counts)
                 for t, *counts in chart.rows()
             ],
-            step=chart.step,
+            step_label=chart.step_label,
         )
 
 

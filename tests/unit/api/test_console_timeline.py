@@ -37,6 +37,7 @@ def test_firings_and_final_statuses_land_in_their_minutes() -> None:
         NOW,
     )
     assert chart.step == 60
+    assert chart.step_label == "1 min"
     assert len(chart.times) == MIN_SPAN_SECONDS // 60 + 1
     assert (sum(chart.firings), sum(chart.finished), sum(chart.failed)) == (3, 1, 1)
     by_time = {datetime.fromtimestamp(t, UTC): row for t, *row in chart.rows()}
@@ -49,6 +50,7 @@ def test_a_long_span_takes_wider_buckets() -> None:
     """Three days of executions: at most 60 buckets, here 6-hour ones."""
     chart = timeline([execution(timedelta(days=3), "FINISHED")], NOW)
     assert chart.step == 6 * 3600
+    assert chart.step_label == "6 hours"
     assert len(chart.times) <= 60
     assert sum(chart.firings) == sum(chart.finished) == 1
 
