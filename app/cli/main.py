@@ -194,6 +194,41 @@ def cmd_verify_signature(args: argparse.Namespace) -> int:
     return main_verify(args.args)
 
 
+def cmd_listen(args: argparse.Namespace) -> int:
+    """Run a local webhook receiver that verifies and prints every delivery."""
+    import os
+
+    from app.cli.listen import Listener, serve
+    from app.dispatch.secrets import SecretResolver
+    from app.dispatch.signing import gather_secrets, parse_secrets
+
+    if not 200 <= args.status <= 599:
+        print("error: --status must be an HTTP status from 200 to 599", file=sys.stderr)
+        return 2
+    settings = _settings()
+    # Secret names resolve exactly as the dispatchers resolve them (folder, then
+    # HOOKSTREAM_SECRET_<NAME>), so `listen` and `dispatch` agree without copying values.
+    resolver = SecretResolver.from_settings(settings.dispatch, os.environ)
+    try:
+        secrets = gather_secrets(args.secret, args.secret_env, args.secret_file, os.environ)
+        for name in args.secret_name:
+            secrets.extend(s.get_secret_value() for s in resolver.resolve_many(name))
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    listener = Listener(
+        secrets=[one for value in secrets for one in parse_secrets(value)],
+        out=sys.stdout,
+        status=args.status,
+        forward_to=args.forward_to,
+        require_signature=args.require_signature,
+        as_json=args.json,
+        tolerance=args.tolerance,
+    )
+    asyncio.run(serve(listener, args.host, args.port))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="hookstream", description=__doc__)
@@ -253,6 +288,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max", type=int, default=None)
     p.add_argument("--timeout", type=float, default=None, help="stop after this many idle seconds")
     p.set_defaults(func=cmd_tail)
+    p = sub.add_parser(
+        "listen", help="a local webhook receiver that verifies and prints deliveries"
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=6069)
+    p.add_argument(
+        "--secret-name",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a secret name, resolved as the dispatchers do (secrets_dir, HOOKSTREAM_SECRET_NAME)",
+    )
+    p.add_argument("--secret-env", action="append", default=[], metavar="VAR")
+    p.add_argument("--secret-file", action="append", default=[], metavar="PATH")
+    p.add_argument("--secret", action="append", default=[], help="a secret value (visible in ps)")
+    p.add_argument(
+        "--status", type=int, default=200, help="status to answer (e.g. 503 to try retries)"
+    )
+    p.add_argument("--forward-to", metavar="URL", help="pass every delivery on to this URL")
+    p.add_argument(
+        "--require-signature", action="store_true", help="answer 401 to unsigned deliveries"
+    )
+    p.add_argument("--tolerance", type=float, default=300.0, help="timestamp tolerance (s)")
+    p.add_argument("--json", action="store_true", help="one JSON object per delivery")
+    p.set_defaults(func=cmd_listen)
     p = sub.add_parser(
         "verify-signature",
         add_help=False,

@@ -196,22 +196,16 @@ def check_signatures(
     A scheme whose header is absent is left out, so `{}` means an unsigned request.
     """
     lowered = _lower(headers)
+    wandb_header = WANDB_SIGNATURE_HEADER.lower()
     verdicts: dict[str, str] = {}
-    checks = {
-        "standard": (
-            SIGNATURE_HEADER,
-            lambda: verify(secrets, lowered, body, tolerance=tolerance),
-        ),
-        "wandb": (
-            WANDB_SIGNATURE_HEADER.lower(),
-            lambda: verify_wandb(secrets, lowered.get(WANDB_SIGNATURE_HEADER.lower()), body),
-        ),
-    }
-    for scheme, (header, check) in checks.items():
+    for scheme, header in (("standard", SIGNATURE_HEADER), ("wandb", wandb_header)):
         if header not in lowered:
             continue
         try:
-            check()
+            if scheme == "standard":
+                verify(secrets, lowered, body, tolerance=tolerance)
+            else:
+                verify_wandb(secrets, lowered[wandb_header], body)
         except SignatureVerificationError as exc:
             verdicts[scheme] = f"invalid: {exc.reason}"
         except ValueError as exc:  # a whsec_ secret that is not base64
