@@ -14,6 +14,7 @@ from typing import Any
 from app import serialization
 from app.cli.api_commands import add_api_commands
 from app.contract.timestamps import iso_z
+from app.dispatch.signing import add_secret_arguments
 from app.errors import HookstreamError
 from app.settings import Settings
 
@@ -216,14 +217,12 @@ def cmd_listen(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    options = ("status", "forward_to", "require_signature", "tolerance")
     listener = Listener(
-        secrets=[one for value in secrets for one in parse_secrets(value)],
-        out=sys.stdout,
-        status=args.status,
-        forward_to=args.forward_to,
-        require_signature=args.require_signature,
+        [one for value in secrets for one in parse_secrets(value)],
+        sys.stdout,
         as_json=args.json,
-        tolerance=args.tolerance,
+        **{name: getattr(args, name) for name in options},
     )
     asyncio.run(serve(listener, args.host, args.port))
     return 0
@@ -300,9 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="a secret name, resolved as the dispatchers do (secrets_dir, HOOKSTREAM_SECRET_NAME)",
     )
-    p.add_argument("--secret-env", action="append", default=[], metavar="VAR")
-    p.add_argument("--secret-file", action="append", default=[], metavar="PATH")
-    p.add_argument("--secret", action="append", default=[], help="a secret value (visible in ps)")
+    add_secret_arguments(p)
     p.add_argument(
         "--status", type=int, default=200, help="status to answer (e.g. 503 to try retries)"
     )

@@ -38,6 +38,7 @@ __all__ = [
     "WANDB_SIGNATURE_HEADER",
     "WEBHOOK_ID_HEADER",
     "SecretInput",
+    "add_secret_arguments",
     "check_signatures",
     "decode_secret",
     "gather_secrets",
@@ -234,6 +235,16 @@ def gather_secrets(
 # --- `hookstream verify-signature` ---------------------------------------------------------
 
 
+def add_secret_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--secret-env`, `--secret-file` and `--secret`, the inputs of `gather_secrets`."""
+    for flag, metavar, text in (
+        ("--secret-env", "VAR", "environment variable holding the secret(s) (repeatable)"),
+        ("--secret-file", "PATH", "file holding the secret(s) (repeatable)"),
+        ("--secret", "VALUE", "a secret value (visible to other users in ps)"),
+    ):
+        parser.add_argument(flag, action="append", default=[], metavar=metavar, help=text)
+
+
 def _parser() -> argparse.ArgumentParser:
     """Arguments of `hookstream verify-signature`."""
     parser = argparse.ArgumentParser(
@@ -258,21 +269,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--headers-file", help="headers as 'Name: value' lines (e.g. curl -D) or a JSON object"
     )
-    parser.add_argument(
-        "--secret-env",
-        action="append",
-        default=[],
-        metavar="VAR",
-        help="environment variable holding the secret(s) (repeatable)",
-    )
-    parser.add_argument(
-        "--secret-file",
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="file holding the secret(s) (repeatable)",
-    )
-    parser.add_argument("--secret", action="append", default=[], help="a secret value")
+    add_secret_arguments(parser)
     parser.add_argument(
         "--scheme",
         choices=("auto", "standard", "wandb"),
