@@ -228,6 +228,17 @@ def cmd_listen(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_up(args: argparse.Namespace) -> int:
+    """Run the worker, both dispatchers and a local receiver until Ctrl-C."""
+    from app.cli.up import run_up
+
+    settings = _settings()
+    if args.port is not None:
+        settings = settings.model_copy(update={"web_port": args.port})
+    automations = Path(args.automations) if args.automations else None
+    return run_up(settings, automations, args.receiver_port, sys.stdout)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="hookstream", description=__doc__)
@@ -236,6 +247,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="run the event worker")
     p.add_argument("--port", type=int, default=None, help="web port (default: settings)")
     p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser(
+        "up", help="run the worker, both dispatchers and a local receiver (Ctrl-C stops all)"
+    )
+    p.add_argument("--automations", help="apply this automations file or folder first")
+    p.add_argument("--port", type=int, default=None, help="worker port (default: settings)")
+    p.add_argument(
+        "--receiver-port", type=int, default=None, help="receiver port (default: worker port + 3)"
+    )
+    p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("dispatch", help="run a webhook or notification dispatcher")
     p.add_argument("kind", choices=["webhook", "notification"])
