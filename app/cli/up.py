@@ -34,7 +34,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Literal, TextIO
 
 import aiohttp
 from aiokafka.errors import KafkaError
@@ -44,6 +44,7 @@ from app.core.loader import load_automations
 from app.dispatch.delivery_errors import DispatchError, SecretNotConfiguredError
 from app.dispatch.netguard import NetworkPolicy, check_url
 from app.dispatch.secrets import SecretResolver
+from app.errors import InvalidAutomationError
 from app.kafka.admin import ensure_topics
 from app.kafka.automations import apply_automations
 from app.settings import Settings
@@ -342,11 +343,23 @@ class Supervisor:
         return 1 if failed else 0
 
 
+def _load(path: Path | None) -> list[Automation] | None:
+    """The automations to apply; None (reasons on stderr) when the file is unusable."""
+    try:
+        return [a for _, a in load_automations(path)] if path is not None else []
+    except InvalidAutomationError as exc:
+        print(f"error: {path}: invalid automations, nothing started", file=sys.stderr)
+        for where, reason in exc.errors:
+            print(f"  {where}: {reason}", file=sys.stderr)
+    except OSError as exc:
+        print(f"error: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+    return None
+
+
 def _prepare(
-    settings: Settings, path: Path | None, ports: Ports, out: TextIO
-) -> tuple[list[Automation], Path | None] | None:
-    """Topics, the applied automations, development secrets; None when Kafka is down."""
-    automations = [a for _, a in load_automations(path)] if path is not None else []
+    settings: Settings, automations: list[Automation], ports: Ports, out: TextIO
+) -> Path | Literal[False] | None:
+    """Topics, the applied automations, development secrets: the secrets folder, or False."""
     try:
         asyncio.run(ensure_topics(settings))
         applied = asyncio.run(apply_automations(settings, automations))
@@ -355,7 +368,7 @@ def _prepare(
             f"error: Kafka at {settings.kafka_bootstrap_servers} does not answer: {exc}",
             file=sys.stderr,
         )
-        return None
+        return False
     for result in applied:
         print(f"up | automation/{result.id} {result.status} (revision {result.revision})", file=out)
     # The dispatchers read the environment as the secret source too (app/dispatch/secrets.py).
@@ -372,20 +385,22 @@ def _prepare(
             "HOOKSTREAM_DISPATCH__ALLOW_LOOPBACK=true, which `make run` sets)",
             file=out,
         )
-    return automations, folder
+    return folder
 
 
 def run_up(settings: Settings, path: Path | None, receiver_port: int | None, out: TextIO) -> int:
     """`hookstream up`: prepare, then supervise the four children; the exit code."""
+    automations = _load(path)
+    if automations is None:
+        return 1
     ports = Ports.from_settings(settings, receiver_port)
     busy = ports.busy(settings.web_host)
     if busy:
         print(f"error: port(s) {', '.join(map(str, busy))} already in use", file=sys.stderr)
         return 1
-    prepared = _prepare(settings, path, ports, out)
-    if prepared is None:
+    folder = _prepare(settings, automations, ports, out)
+    if folder is False:
         return 1
-    automations, folder = prepared
     signing = sorted(n for n, kind in secret_names(automations).items() if kind == "signing")
     children = plan_children(
         settings, ports, os.environ, secrets_dir=folder, receiver_secret_names=signing
