@@ -236,7 +236,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.port is not None:
         settings = settings.model_copy(update={"web_port": args.port})
     automations = Path(args.automations) if args.automations else None
-    return run_up(settings, automations, args.receiver_port, sys.stdout)
+    return run_up(
+        settings, automations, args.receiver_port, sys.stdout, receiver_status=args.receiver_status
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -255,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None, help="worker port (default: settings)")
     p.add_argument(
         "--receiver-port", type=int, default=None, help="receiver port (default: worker port + 3)"
+    )
+    p.add_argument(
+        "--receiver-status", type=int, default=200, help="status the receiver answers (try 503)"
     )
     p.set_defaults(func=cmd_up)
 

@@ -186,6 +186,7 @@ def plan_children(
     *,
     secrets_dir: Path | None,
     receiver_secret_names: Sequence[str],
+    receiver_status: int = 200,
 ) -> list[Child]:
     """The four children, each with its port and the shared secret folder in its env."""
     host = settings.web_host
@@ -199,6 +200,7 @@ def plan_children(
         return Child(name, (*cli, *args), env, local_url(settings, port), what)
 
     listen = ["listen", "--host", host, "--port", str(ports.receiver)]
+    listen += ["--status", str(receiver_status)]
     for name in receiver_secret_names:
         listen += ["--secret-name", name]
     return [
@@ -388,7 +390,14 @@ def _prepare(
     return folder
 
 
-def run_up(settings: Settings, path: Path | None, receiver_port: int | None, out: TextIO) -> int:
+def run_up(
+    settings: Settings,
+    path: Path | None,
+    receiver_port: int | None,
+    out: TextIO,
+    *,
+    receiver_status: int = 200,
+) -> int:
     """`hookstream up`: prepare, then supervise the four children; the exit code."""
     automations = _load(path)
     if automations is None:
@@ -403,7 +412,12 @@ def run_up(settings: Settings, path: Path | None, receiver_port: int | None, out
         return 1
     signing = sorted(n for n, kind in secret_names(automations).items() if kind == "signing")
     children = plan_children(
-        settings, ports, os.environ, secrets_dir=folder, receiver_secret_names=signing
+        settings,
+        ports,
+        os.environ,
+        secrets_dir=folder,
+        receiver_secret_names=signing,
+        receiver_status=receiver_status,
     )
     grace = settings.dispatch.drain_seconds + 15
     return asyncio.run(Supervisor(children, out, grace_seconds=grace).run())
