@@ -10,6 +10,7 @@ KAFKA_PORT ?= 9092
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 UP_ARGS ?=
+RUN_AUTOMATIONS ?= deploy/examples/automations.yaml
 BENCH_ARGS ?=
 BENCH_KAFKA_PORT ?= 19492
 
@@ -64,7 +65,7 @@ kafka-status: install ## Tell whether the local broker answers
 run: kafka-up ## Install, start a broker unless configured, then `hookstream up`: worker, dispatchers, local receiver, example automations
 	@export KAFKA_BOOTSTRAP_SERVERS=$${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:$(KAFKA_PORT)}; \
 	export HOOKSTREAM_DISPATCH__ALLOW_LOOPBACK=$${HOOKSTREAM_DISPATCH__ALLOW_LOOPBACK:-true}; \
-	exec $(VENV)/bin/hookstream up --automations deploy/examples/automations.yaml $(UP_ARGS)
+	exec $(VENV)/bin/hookstream up --automations $(RUN_AUTOMATIONS) $(UP_ARGS)
 
 test: install test-tools ## Install (test tools too), start a broker (unless configured), run the whole suite, stop only that broker
 	@if [ -n "$$KAFKA_BOOTSTRAP_SERVERS" ]; then $(PY) -m pytest $(PYTEST_ARGS); \

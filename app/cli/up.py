@@ -367,7 +367,7 @@ def _prepare(
         applied = asyncio.run(apply_automations(settings, automations))
     except (KafkaError, OSError) as exc:
         print(
-            f"error: Kafka at {settings.kafka_bootstrap_servers} does not answer: {exc}",
+            f"error: Kafka at {settings.kafka_bootstrap_servers}: {exc}; nothing started",
             file=sys.stderr,
         )
         return False
