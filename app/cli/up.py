@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import ctypes
 import os
 import secrets as random_secrets
 import signal
@@ -62,6 +63,7 @@ __all__ = [
 ]
 
 _DEV_SECRETS = "dev-secrets"
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,13 @@ class Ports:
                 except OSError:
                     taken.append(port)
         return taken
+
+
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): SIGTERM when `up` dies, even by SIGKILL."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +272,7 @@ class Supervisor:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         self.procs[child.name] = proc
         assert proc.stdout is not None
@@ -303,45 +313,58 @@ class Supervisor:
                         proc.kill()
             await asyncio.gather(*(p.wait() for p in procs))
 
+    async def _watch(self) -> str | None:
+        """Wait until all are healthy, then for a stop request or a death; why it failed."""
+        waits = {asyncio.create_task(proc.wait()): name for name, proc in self.procs.items()}
+        stopper = asyncio.create_task(self._stop.wait())
+        try:
+            if await self._ready():
+                self.say("all parts are up; Ctrl-C stops them all")
+            elif not self._stop.is_set():
+                dead = [
+                    f"{n} exited with code {p.returncode}"
+                    for n, p in self.procs.items()
+                    if p.returncode is not None
+                ]
+                return ", ".join(dead) or "not every part came up"
+            done, _ = await asyncio.wait({stopper, *waits}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not stopper:
+                    return f"{waits[task]} exited with code {task.result()}"
+            return None
+        finally:
+            for task in (stopper, *waits):
+                task.cancel()
+
     async def run(self) -> int:
         """Start everything, wait for a signal or a death, stop everything; the exit code."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_stop)
-        pumps = [await self._start(child) for child in self.children]
-        for child in self.children:
-            self.say(f"{child.name:<{self._width}}  {child.url or '-':<24}  {child.what}")
-        waits = {asyncio.create_task(proc.wait()): name for name, proc in self.procs.items()}
-        stopper = asyncio.create_task(self._stop.wait())
+        pumps: list[asyncio.Task[None]] = []
         failed: str | None = None
-        if await self._ready():
-            self.say("all parts are up; Ctrl-C stops them all")
-        elif not self._stop.is_set():
-            dead = [
-                f"{n} exited with code {p.returncode}"
-                for n, p in self.procs.items()
-                if p.returncode is not None
-            ]
-            failed = ", ".join(dead) or "not every part came up"
-        if failed is None:
-            done, _ = await asyncio.wait({stopper, *waits}, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if task is not stopper:
-                    failed = f"{waits[task]} exited with code {task.result()}"
+        try:
+            for child in self.children:
+                try:
+                    pumps.append(await self._start(child))
+                except OSError as exc:  # a command that cannot be started at all
+                    failed = f"cannot start {child.name}: {exc}"
                     break
-        if failed:
-            self.say(f"{failed}; stopping the others")
-        else:
-            self.say("stopping")
-        first = [n for n in self.procs if n not in self.last_to_stop]
-        await self._stop_children(first)
-        await self._stop_children([n for n in self.procs if n in self.last_to_stop])
-        stopper.cancel()
-        await asyncio.gather(*pumps, *waits, return_exceptions=True)
-        for name, proc in self.procs.items():
-            self.say(f"{name} exited with code {proc.returncode}")
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+            if failed is None:
+                for child in self.children:
+                    self.say(f"{child.name:<{self._width}}  {child.url or '-':<24}  {child.what}")
+                failed = await self._watch()
+        finally:
+            # Whatever happened above, no child outlives `up`.
+            self.say(f"{failed}; stopping the others" if failed else "stopping")
+            first = [n for n in self.procs if n not in self.last_to_stop]
+            await self._stop_children(first)
+            await self._stop_children([n for n in self.procs if n in self.last_to_stop])
+            await asyncio.gather(*pumps, return_exceptions=True)
+            for name, proc in self.procs.items():
+                self.say(f"{name} exited with code {proc.returncode}")
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
         return 1 if failed else 0
 
 
@@ -407,7 +430,10 @@ def run_up(
     if busy:
         print(f"error: port(s) {', '.join(map(str, busy))} already in use", file=sys.stderr)
         return 1
-    folder = _prepare(settings, automations, ports, out)
+    try:
+        folder = _prepare(settings, automations, ports, out)
+    except KeyboardInterrupt:  # Ctrl-C while topics or automations are written
+        return 130
     if folder is False:
         return 1
     signing = sorted(n for n, kind in secret_names(automations).items() if kind == "signing")

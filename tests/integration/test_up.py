@@ -82,6 +82,7 @@ def test_up_delivers_the_example_event_verified_and_finished(
             start_new_session=True,
         )
     try:
+
         def up_or_gone() -> bool:
             assert proc.poll() is None, log_path.read_text()[-3000:]
             return "all parts are up" in log_path.read_text()

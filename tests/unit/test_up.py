@@ -6,6 +6,7 @@ import asyncio
 import io
 import socket
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from app.contract.automations import Automation
 from app.core.loader import load_automations
 from app.dispatch.signing import decode_secret
 from app.settings import Settings
+from tests.support import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "deploy" / "examples" / "automations.yaml"
@@ -187,3 +189,46 @@ def test_up_refuses_unreadable_or_invalid_automations(
     err = capsys.readouterr().err
     assert "invalid automations, nothing started" in err
     assert "event" in err
+
+
+async def test_a_command_that_cannot_start_stops_the_started_ones() -> None:
+    """A missing executable fails `up` and the children already started are stopped."""
+    out = io.StringIO()
+    missing = Child("missing", ("/nonexistent/hookstream-binary",), {})
+    code = await Supervisor([polite("first"), missing], out, grace_seconds=10).run()
+    log = out.getvalue()
+    assert code == 1
+    assert "cannot start missing" in log
+    assert "first exited with code" in log
+
+
+def running(pid: int) -> bool:
+    """Whether a process runs (a zombie nobody reaped yet has stopped running)."""
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat_line.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_children_die_with_a_killed_supervisor(tmp_path: Path) -> None:
+    """SIGKILL of `up` itself leaves no child behind (Linux parent-death signal)."""
+    pid_file = tmp_path / "child.pid"
+    child_code = (
+        f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    )
+    script = (
+        "import asyncio, sys\n"
+        "from app.cli.up import Child, Supervisor\n"
+        f"child = Child('c', (sys.executable, '-c', {child_code!r}), {{}})\n"
+        "asyncio.run(Supervisor([child], sys.stdout).run())\n"
+    )
+    supervisor = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
+    try:
+        assert wait_for(lambda: pid_file.exists() and pid_file.read_text() != "", 20, 0.1)
+        child_pid = int(pid_file.read_text())
+        supervisor.kill()
+        supervisor.wait(10)
+        assert wait_for(lambda: not running(child_pid), 10, 0.1)
+    finally:
+        supervisor.kill()
