@@ -117,9 +117,10 @@ class Listener:
     _session: aiohttp.ClientSession | None = field(default=None, init=False, repr=False)
 
     def app(self) -> web.Application:
-        """Health on GET /healthz; every POST is a delivery."""
+        """Health on GET /healthz and /readyz; every POST is a delivery."""
         app = web.Application()
         app.router.add_get("/healthz", self._health)
+        app.router.add_get("/readyz", self._health)
         app.router.add_post("/{tail:.*}", self._receive)
         app.on_cleanup.append(self._close)
         return app

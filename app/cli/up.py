@@ -2,7 +2,7 @@
 
 It creates the topics, applies an automations file, then runs four children: the worker,
 the webhook and notification dispatchers and a local receiver (`hookstream listen`),
-and prints where each listens. Their output is interleaved, each line prefixed with the
+and prints where each listens once every `/readyz` answers. Their output is interleaved, each line prefixed with the
 child's name. SIGINT or SIGTERM stops them all (dispatchers and worker first, so their
 in-flight deliveries still reach the receiver; SIGKILL after a grace period or at a
 second signal). When one child exits on its own, the others are stopped and `up` exits
@@ -64,6 +64,8 @@ __all__ = [
 
 _DEV_SECRETS = "dev-secrets"
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+# Lines `up` prints before the supervisor runs, aligned with its (longest name: notification).
+_UP = "up".ljust(len("notification")) + " |"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,8 @@ class Ports:
         taken = []
         for port in (self.worker, self.webhook, self.notification, self.receiver):
             with socket.socket() as sock:
+                # As the servers do: connections of a previous run in TIME_WAIT do not count.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     sock.bind((host, port))
                 except OSError:
@@ -279,8 +283,10 @@ class Supervisor:
         return asyncio.create_task(self._pump(child.name, proc.stdout))
 
     async def _ready(self) -> bool:
-        """True once every child's `/healthz` answers 200; False if one died or time ran out."""
-        pending = {c.name: f"{c.url}/healthz" for c in self.children if c.url}
+        """True once every child's `/readyz` answers 200; False if one died or time ran out."""
+        # Readiness, not liveness: the worker answers /healthz before its automations are
+        # loaded, and "all parts are up" must mean the quick start's commands work.
+        pending = {c.name: f"{c.url}/readyz" for c in self.children if c.url}
         deadline = time.monotonic() + self.ready_timeout
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
             while pending and time.monotonic() < deadline and not self._stop.is_set():
@@ -395,18 +401,20 @@ def _prepare(
         )
         return False
     for result in applied:
-        print(f"up | automation/{result.id} {result.status} (revision {result.revision})", file=out)
+        print(
+            f"{_UP} automation/{result.id} {result.status} (revision {result.revision})", file=out
+        )
     # The dispatchers read the environment as the secret source too (app/dispatch/secrets.py).
     folder, generated, missing = dev_secrets(
         settings, automations, os.environ, local_url(settings, ports.receiver)
     )
     if generated:
-        print(f"up | development secrets written to {folder}: {', '.join(generated)}", file=out)
+        print(f"{_UP} development secrets written to {folder}: {', '.join(generated)}", file=out)
     for name in missing:
-        print(f"up | warning: secret {name} is not configured; its deliveries fail", file=out)
+        print(f"{_UP} warning: secret {name} is not configured; its deliveries fail", file=out)
     for refusal in refused_urls(settings, automations):
         print(
-            f"up | warning: {refusal} (a local receiver needs "
+            f"{_UP} warning: {refusal} (a local receiver needs "
             "HOOKSTREAM_DISPATCH__ALLOW_LOOPBACK=true, which `make run` sets)",
             file=out,
         )
