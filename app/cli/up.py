@@ -3,10 +3,10 @@
 It creates the topics, applies an automations file, then runs four children: the worker,
 the webhook and notification dispatchers and a local receiver (`hookstream listen`),
 prints where each listens and says when every `/readyz` answers. Their output is
-interleaved, each line prefixed with the child's name. SIGINT or SIGTERM stops them all (dispatchers and worker first, so their
-in-flight deliveries still reach the receiver; SIGKILL after a grace period or at a
-second signal). When one child exits on its own, the others are stopped and `up` exits
-1: a half-running system is never left behind.
+interleaved, each line prefixed with the child's name. SIGINT or SIGTERM stops them all
+(dispatchers and worker first, so their in-flight deliveries still reach the receiver;
+SIGKILL after a grace period or at a second signal). When one child exits on its own,
+the others are stopped and `up` exits 1: a half-running system is never left behind.
 
 Development secrets: every secret an applied automation names (webhook `secret` and
 `access_token`, notification `channel`) that the dispatchers' secret source does not
