@@ -93,12 +93,11 @@ def test_up_delivers_the_example_event_verified_and_finished(
             url = f"http://127.0.0.1:{port + offset}"
             assert any(f"| {part} " in ln and url in ln for ln in log.splitlines()), part
         assert "development secrets written to" in log
-        event = next(
-            serialization.loads(line)
-            for line in (EXAMPLES / "events.jsonl").read_text().splitlines()
-            if '"evt-0002-alias-prod"' in line
-        )
-        produce_events(settings, settings.registry_events_topic, [event])
+        lines = (EXAMPLES / "events.jsonl").read_text().splitlines()
+        examples = {e["event_id"]: e for e in map(serialization.loads, filter(None, lines))}
+        produce_events(settings, settings.registry_events_topic, [examples["evt-0002-alias-prod"]])
+        # The example notification's channel is the receiver too (a generated dev secret).
+        produce_events(settings, settings.artifact_events_topic, [examples["evt-0004-alias-qc"]])
 
         def delivery() -> str | None:
             lines = log_path.read_text().splitlines()
@@ -122,6 +121,12 @@ def test_up_delivers_the_example_event_verified_and_finished(
         execution = eventually(finished, timeout=60)
         assert execution["event_id"] == "evt-0002-alias-prod"
         assert f"id={execution['job_id']}" in line
+        notified = eventually(
+            lambda: "POST /notifications/SLACK_DATA_TEAM -> 200 unsigned" in log_path.read_text(),
+            timeout=60,
+        )
+        assert notified
+        assert "passed its quality check" in log_path.read_text()
     finally:
         # SIGTERM to `hookstream up` alone (make's child): it stops every part, make exits 0.
         up = up_process(proc.pid)
