@@ -7,7 +7,8 @@ report is printed (webhook id, automation, verdict, payload), and the receiver a
 signature is present but wrong gets 401, as a real receiver would answer; an unsigned
 one (a Slack notification, an automation without `secret`) is shown as unsigned and
 accepted unless `--require-signature`. `--forward-to URL` passes each delivery on, body
-and headers unchanged, and answers with the status the target answered.
+and headers unchanged, and answers with the status the target answered. `--save DIR`
+keeps each delivery's raw body and headers, which `hookstream verify-signature` reads.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 import aiohttp
@@ -112,6 +114,7 @@ class Listener:
     forward_to: str | None = None
     require_signature: bool = False
     as_json: bool = False
+    save_dir: Path | None = None
     tolerance: float = 300.0
     deliveries: int = field(default=0, init=False)
     _session: aiohttp.ClientSession | None = field(default=None, init=False, repr=False)
@@ -145,6 +148,17 @@ class Listener:
         except (aiohttp.ClientError, TimeoutError) as exc:
             return 502, f"{self.forward_to} failed: {type(exc).__name__}: {exc}"
 
+    def _save(self, delivery: Delivery, headers: Mapping[str, str], body: bytes) -> None:
+        """`<n>.body` (the raw bytes) and `<n>.headers.json`: `verify-signature`'s inputs."""
+        assert self.save_dir is not None
+        self.save_dir.mkdir(parents=True, exist_ok=True)
+        # Numbered after what the folder holds: an earlier run's deliveries are kept.
+        number = len(list(self.save_dir.glob("*.body"))) + 1
+        stem = self.save_dir / f"{number:04d}"
+        stem.with_suffix(".body").write_bytes(body)
+        stem.with_suffix(".headers.json").write_text(serialization.dumps_str(dict(headers)))
+        print(f"  saved: {stem}.body, {stem}.headers.json", file=self.out, flush=True)
+
     async def _receive(self, request: web.Request) -> web.Response:
         body = await request.read()
         headers = dict(request.headers)
@@ -170,6 +184,8 @@ class Listener:
             forwarded=forwarded,
         )
         self.deliveries += 1
+        if self.save_dir is not None:
+            self._save(delivery, headers, body)
         text = serialization.dumps_str(delivery.as_json()) if self.as_json else delivery.as_text()
         print(text, file=self.out, flush=True)
         return web.json_response({"received": delivery.verdict}, status=status)

@@ -222,6 +222,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
         [one for value in secrets for one in parse_secrets(value)],
         sys.stdout,
         as_json=args.json,
+        save_dir=Path(args.save) if args.save else None,
         **{name: getattr(args, name) for name in options},
     )
     asyncio.run(serve(listener, args.host, args.port))
@@ -335,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--tolerance", type=float, default=300.0, help="timestamp tolerance (s)")
     p.add_argument("--json", action="store_true", help="one JSON object per delivery")
+    p.add_argument(
+        "--save", metavar="DIR", help="keep each body and its headers (for verify-signature)"
+    )
     p.set_defaults(func=cmd_listen)
     p = sub.add_parser(
         "verify-signature",

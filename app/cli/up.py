@@ -13,8 +13,10 @@ Development secrets: every secret an applied automation names (webhook `secret` 
 hold is generated once into `<data_dir>/dev-secrets/` (mode 0600; a channel becomes the
 receiver's `/notifications/<NAME>` URL), and the receiver verifies with the same names.
 With `dispatch.secrets_dir` configured nothing is generated: the operator's folder is
-used as it is. Children are started in their own sessions, so a terminal's Ctrl-C
-reaches `up` alone and the stop order above holds.
+used as it is. The receiver keeps each delivery's body and headers in
+`<data_dir>/deliveries/` for `hookstream verify-signature`. Children are started in
+their own sessions, so a terminal's Ctrl-C reaches `up` alone and the stop order above
+holds.
 
 Loopback delivery stays refused unless `HOOKSTREAM_DISPATCH__ALLOW_LOOPBACK=true`
 (`make run` sets it); `up` warns about every automation URL the dispatchers would refuse.
@@ -213,7 +215,7 @@ def plan_children(
         return Child(name, (*cli, *args), env, local_url(settings, port), what)
 
     listen = ["listen", "--host", host, "--port", str(ports.receiver)]
-    listen += ["--status", str(receiver_status)]
+    listen += ["--status", str(receiver_status), "--save", str(settings.data_dir / "deliveries")]
     for name in receiver_secret_names:
         listen += ["--secret-name", name]
     return [

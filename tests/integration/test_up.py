@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -121,6 +122,30 @@ def test_up_delivers_the_example_event_verified_and_finished(
         execution = eventually(finished, timeout=60)
         assert execution["event_id"] == "evt-0002-alias-prod"
         assert f"id={execution['job_id']}" in line
+        # What the receiver saved verifies by hand too, with the generated secret's file.
+        saved = settings.data_dir / "deliveries"
+        headers_file = next(
+            path
+            for path in sorted(saved.glob("*.headers.json"))
+            if execution["job_id"] in path.read_text()
+        )
+        body_file = saved / headers_file.name.replace(".headers.json", ".body")
+        secret_file = settings.data_dir / "dev-secrets" / "DEPLOY_HOOK_SECRET"
+        check = subprocess.run(
+            [
+                *(sys.executable, "-m", "app.cli", "verify-signature"),
+                *("--secret-file", str(secret_file)),
+                *("--headers-file", str(headers_file), "--body", str(body_file)),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=env,
+        )
+        assert check.returncode == 0, check.stderr
+        assert check.stderr.strip() == "valid (standard)"
         notified = eventually(
             lambda: "POST /notifications/SLACK_DATA_TEAM -> 200 unsigned" in log_path.read_text(),
             timeout=60,

@@ -7,6 +7,7 @@ import io
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -17,6 +18,7 @@ from app.cli.listen import Listener
 from app.cli.main import main
 from app.dispatch.http import prepare_webhook
 from app.dispatch.secrets import SecretResolver
+from app.dispatch.signing import main_verify
 
 SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()
 PAYLOAD = '{"model": "acme/wandb-registry-model/mnist-classifier:v3", "alias": "production"}'
@@ -128,3 +130,25 @@ def test_listen_refuses_a_missing_secret(capsys: pytest.CaptureFixture[str]) -> 
     assert code == 2
     assert "NOT_CONFIGURED_ANYWHERE_X1" in capsys.readouterr().err
     assert main(["listen", "--status", "99"]) == 2
+
+
+async def test_saved_delivery_verifies_with_verify_signature(
+    client_for: StartClient, tmp_path: Path
+) -> None:
+    """`--save` keeps body and headers; `hookstream verify-signature` accepts them as saved."""
+    out = io.StringIO()
+    saved = tmp_path / "deliveries"
+    client = await client_for(Listener(secrets=[SECRET], out=out, save_dir=saved))
+    body, headers = signed(SECRET)
+    assert (await client.post("/hooks/deploy", data=body, headers=headers)).status == 200
+    assert (saved / "0001.body").read_bytes() == body
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(SECRET + "\n")
+    args = ["--secret-file", str(secret_file), "--headers-file", str(saved / "0001.headers.json")]
+    err = io.StringIO()
+    assert main_verify([*args, "--body", str(saved / "0001.body")], stderr=err) == 0
+    assert "valid (standard)" in err.getvalue()
+    wandb = [*args, "--body", str(saved / "0001.body"), "--scheme", "wandb"]
+    assert main_verify(wandb, stderr=err) == 0
+    (saved / "0001.body").write_bytes(body + b" ")
+    assert main_verify([*args, "--body", str(saved / "0001.body")], stderr=err) == 1
