@@ -50,6 +50,7 @@ class Delivery:
     status: int
     payload: Any
     forwarded: str | None = None
+    saved: str | None = None
 
     @property
     def verdict(self) -> str:
@@ -74,6 +75,7 @@ class Delivery:
             "signatures": dict(self.signatures),
             "status": self.status,
             "forwarded": self.forwarded,
+            "saved": self.saved,
             "payload": self.payload,
         }
 
@@ -88,6 +90,8 @@ class Delivery:
             lines.append(f"  {names[scheme]}: {verdict}")
         if self.forwarded is not None:
             lines.append(f"  forwarded: {self.forwarded}")
+        if self.saved is not None:
+            lines.append(f"  saved: {self.saved}.body, {self.saved}.headers.json")
         if isinstance(self.payload, str):
             body = self.payload
         else:
@@ -148,16 +152,16 @@ class Listener:
         except (aiohttp.ClientError, TimeoutError) as exc:
             return 502, f"{self.forward_to} failed: {type(exc).__name__}: {exc}"
 
-    def _save(self, delivery: Delivery, headers: Mapping[str, str], body: bytes) -> None:
-        """`<n>.body` (the raw bytes) and `<n>.headers.json`: `verify-signature`'s inputs."""
-        assert self.save_dir is not None
+    def _save(self, headers: Mapping[str, str], body: bytes) -> str | None:
+        """`<n>.body` (the raw bytes) and `<n>.headers.json`, `verify-signature`'s inputs."""
+        if self.save_dir is None:
+            return None
         self.save_dir.mkdir(parents=True, exist_ok=True)
         # Numbered after what the folder holds: an earlier run's deliveries are kept.
-        number = len(list(self.save_dir.glob("*.body"))) + 1
-        stem = self.save_dir / f"{number:04d}"
+        stem = self.save_dir / f"{len(list(self.save_dir.glob('*.body'))) + 1:04d}"
         stem.with_suffix(".body").write_bytes(body)
         stem.with_suffix(".headers.json").write_text(serialization.dumps_str(dict(headers)))
-        print(f"  saved: {stem}.body, {stem}.headers.json", file=self.out, flush=True)
+        return str(stem)
 
     async def _receive(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -182,10 +186,9 @@ class Listener:
             status=status,
             payload=_payload(body),
             forwarded=forwarded,
+            saved=self._save(headers, body),
         )
         self.deliveries += 1
-        if self.save_dir is not None:
-            self._save(delivery, headers, body)
         text = serialization.dumps_str(delivery.as_json()) if self.as_json else delivery.as_text()
         print(text, file=self.out, flush=True)
         return web.json_response({"received": delivery.verdict}, status=status)

@@ -142,6 +142,9 @@ async def test_saved_delivery_verifies_with_verify_signature(
     body, headers = signed(SECRET)
     assert (await client.post("/hooks/deploy", data=body, headers=headers)).status == 200
     assert (saved / "0001.body").read_bytes() == body
+    assert (
+        out.getvalue().splitlines()[3] == f"  saved: {saved}/0001.body, {saved}/0001.headers.json"
+    )
     secret_file = tmp_path / "secret"
     secret_file.write_text(SECRET + "\n")
     args = ["--secret-file", str(secret_file), "--headers-file", str(saved / "0001.headers.json")]
