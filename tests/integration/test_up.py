@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,33 +13,10 @@ from typing import Any
 
 from app import serialization
 from tests.integration.harness import ROOT, produce_events, settings_env
-from tests.support import eventually, isolated_settings
+from tests.support import eventually, free_ports, isolated_settings
 
 EXAMPLES = ROOT / "deploy" / "examples"
 EXAMPLE_PORT = 6069  # the receiver port the example automations name
-
-
-def free_block(size: int) -> int:
-    """The first of `size` consecutive ports free on loopback."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base + size > 65535:
-            continue
-        sockets = []
-        try:
-            for port in range(base, base + size):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise AssertionError("no block of free ports")
 
 
 def up_process(make_pid: int) -> int | None:
@@ -62,7 +38,7 @@ def test_up_delivers_the_example_event_verified_and_finished(
     kafka_bootstrap: str, uid: str, tmp_path: Path
 ) -> None:
     """`make run` with the examples: the receiver verifies the delivery; history says FINISHED."""
-    port = free_block(4)
+    port = free_ports(4)
     settings = isolated_settings(kafka_bootstrap, uid, tmp_path, web_port=port)
     automations = tmp_path / "automations.yaml"
     text = (EXAMPLES / "automations.yaml").read_text()

@@ -17,7 +17,7 @@ from app.contract.automations import Automation
 from app.core.loader import load_automations
 from app.dispatch.signing import decode_secret
 from app.settings import Settings
-from tests.support import wait_for
+from tests.support import free_ports, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "deploy" / "examples" / "automations.yaml"
@@ -232,3 +232,21 @@ def test_children_die_with_a_killed_supervisor(tmp_path: Path) -> None:
         assert wait_for(lambda: not running(child_pid), 10, 0.1)
     finally:
         supervisor.kill()
+
+
+def test_up_without_a_broker_starts_nothing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No broker at the configured address: a clear error, exit 1, no child started."""
+    from app.cli.main import main
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]  # nothing listens there once the probe is closed
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{closed}")
+    monkeypatch.setenv("HOOKSTREAM_WEB_PORT", str(free_ports(4)))
+    assert main(["up", "--automations", str(EXAMPLES)]) == 1
+    captured = capsys.readouterr()
+    assert f"error: Kafka at 127.0.0.1:{closed}" in captured.err
+    assert "nothing started" in captured.err
+    assert "receiver" not in captured.out
