@@ -34,7 +34,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TextIO
@@ -99,11 +99,19 @@ class Ports:
         return taken
 
 
-def _die_with_parent() -> None:
-    """In the child before exec (Linux): SIGTERM when `up` dies, even by SIGKILL."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def _parent_death_signal() -> Callable[[], None] | None:
+    """A preexec_fn (Linux) that has the child get SIGTERM when `up` dies, even by SIGKILL.
+
+    libc is loaded here, in the parent: between fork and exec the child only calls it.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return preexec
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +260,7 @@ class Supervisor:
         self._stop = asyncio.Event()
         self._signals = 0
         self._width = max((len(c.name) for c in self.children), default=4)
+        self._preexec = _parent_death_signal()
 
     def say(self, text: str, name: str = "up") -> None:
         """One prefixed line."""
@@ -278,7 +287,7 @@ class Supervisor:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=self._preexec,
         )
         self.procs[child.name] = proc
         assert proc.stdout is not None
