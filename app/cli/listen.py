@@ -125,7 +125,8 @@ class Listener:
 
     def app(self) -> web.Application:
         """Health on GET /healthz and /readyz; every POST is a delivery."""
-        app = web.Application()
+        # A webhook body can be as large as a job (aiohttp's default cap is 1 MiB).
+        app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/healthz", self._health)
         app.router.add_get("/readyz", self._health)
         app.router.add_post("/{tail:.*}", self._receive)
