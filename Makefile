@@ -9,6 +9,8 @@ KAFKA := $(PY) deploy/kafka/local_kafka.py
 KAFKA_PORT ?= 9092
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+UP_ARGS ?=
+RUN_AUTOMATIONS ?= deploy/examples/automations.yaml
 BENCH_ARGS ?=
 BENCH_KAFKA_PORT ?= 19492
 
@@ -62,11 +64,12 @@ kafka-down: install ## Stop the local Kafka broker
 kafka-status: install ## Tell whether the local broker answers
 	$(KAFKA) status --port $(KAFKA_PORT)
 
-run: kafka-up ## Install, start a broker unless configured, apply the example automations, run the worker
+# `hookstream up` supervises the worker, both dispatchers and a local receiver; the
+# examples deliver to that receiver on loopback, which only this development setting allows.
+run: kafka-up ## Install, start a broker unless configured, then `hookstream up`: worker, dispatchers, local receiver, example automations
 	@export KAFKA_BOOTSTRAP_SERVERS=$${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:$(KAFKA_PORT)}; \
-	$(VENV)/bin/hookstream topics create && \
-	$(VENV)/bin/hookstream automations apply -f deploy/examples/automations.yaml && \
-	exec $(VENV)/bin/hookstream worker
+	export HOOKSTREAM_DISPATCH__ALLOW_LOOPBACK=$${HOOKSTREAM_DISPATCH__ALLOW_LOOPBACK:-true}; \
+	exec $(VENV)/bin/hookstream up --automations $(RUN_AUTOMATIONS) $(UP_ARGS)
 
 test: install test-tools ## Install (test tools too), start a broker (unless configured), run the whole suite, stop only that broker
 	@if [ -n "$$KAFKA_BOOTSTRAP_SERVERS" ]; then $(PY) -m pytest $(PYTEST_ARGS); \

@@ -34,6 +34,7 @@ __all__ = [
     "eventually",
     "fault_test_settings",
     "free_port",
+    "free_ports",
     "isolated_settings",
     "module_settings",
     "read_back",
@@ -61,6 +62,24 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive ports free on loopback (`hookstream up` takes four)."""
+    for _ in range(50):
+        base = free_port()
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(base, base + count):
+                sockets.append(socket.socket())
+                sockets[-1].bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+        return base
+    raise AssertionError(f"no {count} consecutive free ports")
 
 
 def isolated_settings(bootstrap: str, uid: str, tmp: Path, **overrides: Any) -> Settings:

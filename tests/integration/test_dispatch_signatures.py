@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from tests.integration.dispatch_support import (
     Receiver,
@@ -53,6 +54,15 @@ def wandb_signature_ok(secret_text: str, headers: dict[str, str], body: bytes) -
     return hmac.compare_digest(expected, headers.get("X-Wandb-Signature", ""))
 
 
+def library_verifies(secret: str, headers: dict[str, str], body: bytes) -> bool:
+    """The `standardwebhooks` reference library's verdict (here on the older, rotated secret)."""
+    try:
+        Webhook(secret.rstrip("=")).verify(body, headers)
+    except WebhookVerificationError:
+        return False
+    return True
+
+
 @dataclass
 class SignedReceiver(Receiver):
     """A Receiver that also keeps, per request, which of the independent checks passed."""
@@ -75,6 +85,7 @@ async def receiver() -> AsyncIterator[SignedReceiver]:
             "old": standard_signature_ok(OLD_KEY, lowered, body),
             "tampered": standard_signature_ok(NEW_KEY, lowered, body + b" "),
             "wandb": wandb_signature_ok(SECRET_VALUE.split()[0], headers, body),
+            "library": library_verifies(SECRET_VALUE.split()[1], headers, body),
             "bearer": headers.get("Authorization") == f"Bearer {TOKEN}",
         }
         checks.append(result)
@@ -92,7 +103,7 @@ async def receiver() -> AsyncIterator[SignedReceiver]:
 async def test_signatures_verified_by_independent_code(
     kafka_bootstrap: str, uid: str, tmp_path: Path, receiver: SignedReceiver
 ) -> None:
-    """Both rotation signatures, X-Wandb-Signature and the bearer token check out independently."""
+    """Both rotation signatures (also by `standardwebhooks`), X-Wandb-Signature and the token."""
     secrets = tmp_path / "secrets"
     secrets.mkdir()
     (secrets / "HOOK_SECRET").write_text(SECRET_VALUE + "\n")
@@ -107,7 +118,16 @@ async def test_signatures_verified_by_independent_code(
         finally:
             await results.aclose()
     checks = receiver.checks
-    assert checks == [{"new": True, "old": True, "tampered": False, "wandb": True, "bearer": True}]
+    assert checks == [
+        {
+            "new": True,
+            "old": True,
+            "tampered": False,
+            "wandb": True,
+            "library": True,
+            "bearer": True,
+        }
+    ]
     assert values[-1]["status"] == "FINISHED"
     assert len(receiver.hits[0].headers["webhook-signature"].split(" ")) == 2
     assert TOKEN not in str(values)
