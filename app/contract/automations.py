@@ -111,19 +111,24 @@ def _template_error(exc: TemplateError, path: str = "") -> PydanticCustomError:
     return PydanticCustomError("invalid_template", "{reason}", {"reason": str(exc), "path": path})
 
 
+def _json_value(text: str, kind: str, message: str) -> Any:
+    """The JSON value of `text`; a PydanticCustomError(kind, message) when it is not JSON."""
+    try:
+        return loads(text)
+    except JSONDecodeError as exc:
+        raise PydanticCustomError(kind, message, {"reason": str(exc)}) from None
+
+
 def _json_template(value: str) -> str:
     try:
         template = compile_template(value, json_context=True)
     except TemplateError as exc:
         raise _template_error(exc) from None
-    try:
-        loads(template.render(sample_variables()))
-    except JSONDecodeError as exc:
-        raise PydanticCustomError(
-            "invalid_json",
-            "not valid JSON after rendering a sample event: {reason}",
-            {"reason": str(exc)},
-        ) from None
+    _json_value(
+        template.render(sample_variables()),
+        "invalid_json",
+        "not valid JSON after rendering a sample event: {reason}",
+    )
     return value
 
 
@@ -290,14 +295,7 @@ def _filter_json(value: Any) -> Any:
     # W&B's API stores and returns a filter as JSON text; it is read as the object.
     if not isinstance(value, str):
         return value
-    try:
-        return loads(value)
-    except JSONDecodeError as exc:
-        raise PydanticCustomError(
-            "invalid_filter",
-            "a filter given as a string must be JSON: {reason}",
-            {"reason": str(exc)},
-        ) from None
+    return _json_value(value, "invalid_filter", "a filter given as a string must be JSON: {reason}")
 
 
 class Automation(BaseModel):

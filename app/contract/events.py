@@ -65,6 +65,7 @@ TAG_EVENTS: Final = frozenset({EventType.ADD_ARTIFACT_TAG, EventType.REMOVE_ARTI
 
 
 _EVENT_TYPE_NAMES = ", ".join(t.value for t in EventType)
+_EVENT_TYPE_VALUES = frozenset(t.value for t in EventType)
 
 
 def _event_type(value: Any) -> Any:
@@ -81,7 +82,18 @@ EventTypeField = Annotated[EventType, BeforeValidator(_event_type), _EVENT_TYPE_
 
 def _automation_event_type(value: Any) -> Any:
     # The W&B SDK looks event types up case-insensitively; an automation may too.
-    return _event_type(value.strip().upper()) if isinstance(value, str) else value
+    if not isinstance(value, str):
+        return value
+    name = _event_type(value.strip().upper())
+    if name not in _EVENT_TYPE_VALUES:
+        # Named, so that a W&B event Hookstream lacks (ADD_COLLECTION_TAG...) reads clearly.
+        raise PydanticCustomError(
+            "event_type",
+            "unknown event type {value}; expected one of {names} (LINK_MODEL is read as "
+            "LINK_ARTIFACT)",
+            {"value": short_repr(value), "names": _EVENT_TYPE_NAMES},
+        )
+    return name
 
 
 #: An automation's ``event``: as EventTypeField, in any letter case (W&B SDK look-ups).
