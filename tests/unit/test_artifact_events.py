@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from app.cli.main import _event_from_flags, build_parser
 from app.contract.automations import parse_automation
 from app.contract.dead_letters import DeadLetterCode
 from app.contract.events import parse_event
@@ -175,3 +176,18 @@ def test_schemas_list_the_new_types_and_the_entity_scope() -> None:
     assert set(NEW_TYPES) <= set(event_schema["properties"]["event_type"]["enum"])
     assert "tag" in event_schema["properties"]
     assert "EntityScope" in loads(schemas["automation.schema.json"])["$defs"]
+
+
+@pytest.mark.parametrize("event_type", NEW_TYPES)
+def test_publish_flags_build_a_valid_event_of_each_new_type(event_type: str) -> None:
+    """`hookstream publish --type T --tag/--alias` builds an event parse_event accepts."""
+    args = build_parser().parse_args(
+        [
+            "publish",
+            *("--type", event_type, "--entity", "acme", "--project", "vision"),
+            *("--collection", "mnist", "--version", "2", "--tag", "gold", "--alias", "prod"),
+        ]
+    )
+    event, _ = parse_event(dumps(_event_from_flags(args)), 1 << 20)
+    assert event.event_type.value == event_type
+    assert (event.tag, event.alias) == ("gold", "prod")
