@@ -17,6 +17,7 @@ from pydantic import (
     StrictInt,
     StringConstraints,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -309,7 +310,20 @@ class Automation(BaseModel):
     enabled: StrictBool = True
     event: AutomationEventTypeField
     scope: Scope
-    filter: Annotated[dict[str, Any] | None, BeforeValidator(_filter_json)] = None
+    filter: Annotated[
+        dict[str, Any] | None,
+        BeforeValidator(_filter_json),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "object"},
+                    {"type": "string", "contentMediaType": "application/json"},
+                    {"type": "null"},
+                ]
+            },
+            mode="validation",
+        ),
+    ] = None
     action: Action
     revision: Annotated[StrictInt, Field(ge=1)] = 1
     created_at: AwareDatetime | None = None
