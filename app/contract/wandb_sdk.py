@@ -104,7 +104,7 @@ def _integration(action: Mapping[str, Any], integrations: Integrations) -> Mappi
 
 
 def _action(action: Mapping[str, Any], integrations: Integrations) -> dict[str, Any]:
-    kind = str(action.get("action_type", "")).upper()
+    kind = str(action.get("action_type") or action.get("actionType") or "").upper()
     if kind == "NO_OP":
         return {"type": "no_op"}
     if kind == "GENERIC_WEBHOOK":

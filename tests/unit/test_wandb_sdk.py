@@ -26,6 +26,7 @@ from wandb.automations import (
     SendNotification,
     SendWebhook,
 )
+from wandb.automations import Automation as WandbAutomation
 from wandb.automations.scopes import ArtifactCollectionScope, ProjectScope, TeamScope
 
 from app.contract.automations import (
@@ -334,3 +335,50 @@ def test_round_trip_through_hookstream_and_back(sdk_event: Any, event: dict[str,
     again = type(sdk_event)(scope=sdk_event.scope, filter=automation.filter)
     assert again.model_dump(mode="json") == sdk_event.model_dump(mode="json")
     assert fired([automation], [event]) == [(event["event_id"], "sdk")]
+
+
+def test_a_saved_automation_as_the_api_returns_it() -> None:
+    """The SDK's saved `Automation` (parsed from W&B's API response) reads and fires."""
+    wrapped = dumps({"filter": dumps({"$or": [{"$and": [{"alias": {"$eq": "prod"}}]}]}).decode()})
+    saved = WandbAutomation.model_validate(
+        {
+            "id": "VHJpZ2dlcjox",
+            "createdAt": "2026-11-26T10:00:00Z",
+            "name": "Deploy prod links",
+            "description": None,
+            "enabled": True,
+            "event": {
+                "__typename": "FilterEventTriggeringCondition",
+                "eventType": "LINK_MODEL",
+                "filter": wrapped.decode(),
+            },
+            "scope": {
+                "__typename": "Project",
+                "id": "UHJvamVjdDoy",
+                "name": "wandb-registry-model",
+                "isRegistry": True,
+                "full_name": "wandb-registry-model",
+            },
+            "action": {
+                "__typename": "GenericWebhookTriggeredAction",
+                "integration": {"__typename": "GenericWebhookIntegration", "id": HOOK},
+                "requestPayload": dumps({"m": "${artifact_version_string}"}).decode(),
+            },
+        }
+    )
+    automation = automation_from_wandb(
+        saved.model_dump(mode="json"), id="saved", entity="acme", integrations=INTEGRATIONS
+    )
+    assert automation.name == "Deploy prod links"
+    assert automation.scope.model_dump() == {
+        "type": "registry",
+        "entity": "acme",
+        "registry": "model",
+    }
+    source = {"entity": "acme", "project": "vision", "collection": "m", "version": 1}
+    event = registry_event(
+        event_type="LINK_MODEL", alias=None, source=source, artifact={"aliases": ["prod"]}
+    )
+    (job,) = jobs(automation, event)
+    assert loads(job["action"]["payload"]) == {"m": "acme/wandb-registry-model/mnist-classifier:v3"}
+    assert job["action"]["url"] == INTEGRATIONS[HOOK]["url"]
