@@ -127,10 +127,27 @@ class Source(BaseModel):
     version: Version
 
 
+def _required_when(types: list[str], field: str) -> dict[str, Any]:
+    return {
+        "if": {"properties": {"event_type": {"enum": types}}, "required": ["event_type"]},
+        "then": {"required": [field]},
+    }
+
+
+# The schema says what _required_by_type enforces: the fields each event type needs.
+_TYPE_REQUIREMENTS: Final[dict[str, Any]] = {
+    "allOf": [
+        _required_when(sorted(t.value for t in ALIAS_EVENTS), "alias"),
+        _required_when(sorted(t.value for t in TAG_EVENTS), "tag"),
+        _required_when([EventType.LINK_ARTIFACT.value, "LINK_MODEL"], "source"),
+    ]
+}
+
+
 class Event(BaseModel):
     """A registry or artifact event (contract "Events"); extra fields are kept."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, json_schema_extra=_TYPE_REQUIREMENTS)
 
     event_id: EventId
     event_type: EventTypeField

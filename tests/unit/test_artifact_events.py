@@ -176,6 +176,15 @@ def test_schemas_list_the_new_types_and_the_entity_scope() -> None:
     assert set(NEW_TYPES) <= set(event_schema["properties"]["event_type"]["enum"])
     assert "tag" in event_schema["properties"]
     assert "EntityScope" in loads(schemas["automation.schema.json"])["$defs"]
+    needs = {
+        tuple(rule["if"]["properties"]["event_type"]["enum"]): rule["then"]["required"]
+        for rule in event_schema["allOf"]
+    }
+    assert needs == {
+        ("ADD_ARTIFACT_ALIAS", "REMOVE_ARTIFACT_ALIAS"): ["alias"],
+        ("ADD_ARTIFACT_TAG", "REMOVE_ARTIFACT_TAG"): ["tag"],
+        ("LINK_ARTIFACT", "LINK_MODEL"): ["source"],
+    }
 
 
 @pytest.mark.parametrize("event_type", NEW_TYPES)
