@@ -36,7 +36,7 @@ from app.contract.automations import (
     parse_automation,
 )
 from app.contract.wandb_sdk import automation_from_wandb
-from app.core.matching import AutomationIndex
+from app.core.matching import AutomationIndex, Guard, filter_guard
 from app.core.pipeline import MemoryAliasStore, Pipeline, SourceInfo
 from app.errors import InvalidAutomationError
 from app.serialization import dumps, loads
@@ -382,3 +382,15 @@ def test_a_saved_automation_as_the_api_returns_it() -> None:
     (job,) = jobs(automation, event)
     assert loads(job["action"]["payload"]) == {"m": "acme/wandb-registry-model/mnist-classifier:v3"}
     assert job["action"]["url"] == INTEGRATIONS[HOOK]["url"]
+
+
+def test_sdk_wrapped_filters_keep_their_index_guard() -> None:
+    """The {"$or": [{"$and": [...]}]} wrapper still gives the index its guard on alias/tag,
+    so many SDK automations in one scope are looked up, not scanned."""
+    alias = OnAddArtifactAlias(scope=REGISTRY, filter=ArtifactEvent.alias.eq("prod"))
+    tags = OnAddArtifactTag(scope=ACME, filter=ArtifactEvent.tag.in_(["a", "b"]))
+    assert filter_guard(from_sdk(alias >> DoNothing()).filter) == Guard(
+        "alias", frozenset({"prod"})
+    )
+    assert filter_guard(from_sdk(tags >> DoNothing()).filter) == Guard("tag", frozenset({"a", "b"}))
+    assert filter_guard(from_sdk(OnAddArtifactAlias(scope=REGISTRY) >> DoNothing()).filter) is None
