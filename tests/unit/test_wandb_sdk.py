@@ -49,6 +49,8 @@ INTEGRATIONS = {
     SLACK: {"channel": "SLACK_ML"},
 }
 
+LINK_SOURCE = {"entity": "acme", "project": "vision", "collection": "mnist", "version": 1}
+
 VISION = ProjectScope(id="UHJvamVjdDox", name="vision")
 REGISTRY = ProjectScope.model_validate(
     {"__typename": "Project", "id": "UHJvamVjdDoy", "name": "wandb-registry-model"}
@@ -113,14 +115,12 @@ def test_documented_link_example_fires_on_the_linked_alias() -> None:
     automation = from_sdk(sdk)
     assert automation.event.value == "LINK_ARTIFACT"
     assert automation.filter == {"$or": [{"$and": [{"alias": {"$eq": "prod"}}]}]}
-    linked = {"event_type": "LINK_MODEL", "alias": None, "source": event_dict()["artifact"]}
+    linked = {"event_type": "LINK_MODEL", "source": LINK_SOURCE}
     events = [
         registry_event(event_id="prod", artifact={"aliases": ["latest", "prod"]}, **linked),
         registry_event(event_id="plain", artifact={"aliases": ["latest"]}, **linked),
-        registry_event(event_id="alias-event", alias="prod"),
+        registry_event(event_id="alias-event", event_type="ADD_ARTIFACT_ALIAS", alias="prod"),
     ]
-    events[0]["source"] = {"entity": "acme", "project": "vision", "collection": "m", "version": 1}
-    events[1]["source"] = events[0]["source"]
     assert fired([automation], events) == [("prod", "sdk")]
 
 
@@ -223,9 +223,8 @@ def test_or_of_aliases_on_create_artifact_and_collection_scope() -> None:
 def test_link_model_and_link_artifact_are_one_event(name: str) -> None:
     """An automation on LINK_MODEL or LINK_ARTIFACT (any case) fires on events of either."""
     automation = parse_automation(automation_dict(event=name))
-    source = {"entity": "acme", "project": "vision", "collection": "m", "version": 1}
     events = [
-        registry_event(event_id=kind, event_type=kind, alias=None, source=source)
+        registry_event(event_id=kind, event_type=kind, alias=None, source=LINK_SOURCE)
         for kind in ("LINK_MODEL", "LINK_ARTIFACT")
     ]
     assert automation.event.value == "LINK_ARTIFACT"
@@ -319,7 +318,7 @@ def test_filters_hookstream_cannot_honour_are_refused(sdk: Any, path: str, reaso
             registry_event(
                 event_type="LINK_MODEL",
                 alias=None,
-                source={"entity": "acme", "project": "vision", "collection": "m", "version": 1},
+                source=LINK_SOURCE,
             ),
         ),
         (
@@ -375,9 +374,8 @@ def test_a_saved_automation_as_the_api_returns_it() -> None:
         "entity": "acme",
         "registry": "model",
     }
-    source = {"entity": "acme", "project": "vision", "collection": "m", "version": 1}
     event = registry_event(
-        event_type="LINK_MODEL", alias=None, source=source, artifact={"aliases": ["prod"]}
+        event_type="LINK_MODEL", alias=None, source=LINK_SOURCE, artifact={"aliases": ["prod"]}
     )
     (job,) = jobs(automation, event)
     assert loads(job["action"]["payload"]) == {"m": "acme/wandb-registry-model/mnist-classifier:v3"}
