@@ -40,7 +40,7 @@ AUTOMATIONS = [
     {
         "id": "tagged-candidate",
         "event": "ADD_ARTIFACT_TAG",
-        "scope": {"type": "project", "entity": "acme", "project": "vision"},
+        "scope": {"type": "entity", "entity": "acme"},
         "filter": {"$or": [{"$and": [{"tag": {"$eq": "candidate"}}]}]},
         "action": {"type": "notification", "channel": "SLACK_ML", "message": "${tag}"},
     },
@@ -89,6 +89,7 @@ EVENTS = [
              entity="globex", artifact={"aliases": ["production"]}),
     project(event_id="tag-candidate", event_type="ADD_ARTIFACT_TAG", tag="candidate"),
     project(event_id="tag-baseline", event_type="ADD_ARTIFACT_TAG", tag="baseline"),
+    registry(event_id="tag-candidate-registry", event_type="ADD_ARTIFACT_TAG", tag="candidate"),
     registry(event_id="untag-raw", event_type="REMOVE_ARTIFACT_TAG", tag="raw"),
 ]  # fmt: skip
 
@@ -144,9 +145,10 @@ def test_unlink_artifact_fires_the_entity_automation(published: None, settings: 
 def test_add_artifact_tag_renders_the_tag_and_the_default_title(
     published: None, settings: Settings
 ) -> None:
-    """ADD_ARTIFACT_TAG candidate: one notification job with ${tag} and the default title."""
-    found = jobs(settings, settings.notification_topic, expect=1)
-    assert set(found) == {"tag-candidate"}
+    """ADD_ARTIFACT_TAG candidate on both event topics: the entity automation sends one
+    notification job for each, with ${tag} and the default title; baseline sends none."""
+    found = jobs(settings, settings.notification_topic, expect=2)
+    assert set(found) == {"tag-candidate", "tag-candidate-registry"}
     action = found["tag-candidate"]["action"]
     assert action["message"] == "candidate"
     assert DEFAULT_NOTIFICATION_TITLE.startswith("${event_type} on ")
