@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import TypeAdapter
 from wandb.automations import (
     ArtifactEvent,
@@ -392,3 +394,97 @@ def test_sdk_wrapped_filters_keep_their_index_guard() -> None:
     )
     assert filter_guard(from_sdk(tags >> DoNothing()).filter) == Guard("tag", frozenset({"a", "b"}))
     assert filter_guard(from_sdk(OnAddArtifactAlias(scope=REGISTRY) >> DoNothing()).filter) is None
+
+
+# Property: random SDK filter expressions on `alias` and `tag` fire exactly where an
+# independent reading of the contract says they should.
+
+WORDS = ("prod", "staging", "latest", "candidate", "p")
+SDK_EVENTS: dict[str, Any] = {
+    "ADD_ARTIFACT_ALIAS": OnAddArtifactAlias,
+    "ADD_ARTIFACT_TAG": OnAddArtifactTag,
+    "LINK_ARTIFACT": OnLinkArtifact,
+    "UNLINK_ARTIFACT": OnUnlinkArtifact,
+}
+Expr = tuple[Any, ...]
+
+_word = st.sampled_from(WORDS)
+_field = st.sampled_from(("alias", "tag"))
+_words = st.lists(_word, min_size=1, max_size=3, unique=True)
+_leaf = st.one_of(
+    st.tuples(st.sampled_from(("eq", "ne", "contains")), _field, _word),
+    st.tuples(st.sampled_from(("in", "nin")), _field, _words),
+)
+EXPRESSIONS = st.recursive(
+    _leaf,
+    lambda inner: st.one_of(
+        st.tuples(st.sampled_from(("and", "or")), inner, inner), st.tuples(st.just("not"), inner)
+    ),
+    max_leaves=6,
+)
+
+
+def sdk_filter(expr: Expr) -> Any:
+    """The expression built with the SDK's ArtifactEvent fields and operators."""
+    kind = expr[0]
+    if kind == "and":
+        return sdk_filter(expr[1]) & sdk_filter(expr[2])
+    if kind == "or":
+        return sdk_filter(expr[1]) | sdk_filter(expr[2])
+    if kind == "not":
+        return ~sdk_filter(expr[1])
+    field = getattr(ArtifactEvent, expr[1])
+    method = {"eq": "eq", "ne": "ne", "contains": "contains", "in": "in_", "nin": "not_in"}[kind]
+    return getattr(field, method)(expr[2])
+
+
+def field_value(event: dict[str, Any], field: str) -> Any:
+    """The contract's table: the event's own alias or tag, else the version's list."""
+    own = {"alias": ("ADD_ARTIFACT_ALIAS",), "tag": ("ADD_ARTIFACT_TAG",)}[field]
+    if event["event_type"] in own:
+        return event[field]
+    return event["artifact"]["aliases" if field == "alias" else "tags"]
+
+
+def holds(expr: Expr, event: dict[str, Any]) -> bool:
+    """MongoDB's reading of the expression (a list matches when any element does)."""
+    kind = expr[0]
+    if kind == "and":
+        return holds(expr[1], event) and holds(expr[2], event)
+    if kind == "or":
+        return holds(expr[1], event) or holds(expr[2], event)
+    if kind == "not":
+        return not holds(expr[1], event)
+    value = field_value(event, expr[1])
+    values = value if isinstance(value, list) else [value]
+    if kind == "contains":
+        return any(expr[2] in v for v in values)
+    wanted = [expr[2]] if kind in ("eq", "ne") else expr[2]
+    found = any(v in wanted for v in values)
+    return found if kind in ("eq", "in") else not found
+
+
+@given(
+    expr=EXPRESSIONS,
+    event_type=st.sampled_from(sorted(SDK_EVENTS)),
+    versions=st.lists(st.tuples(_word, _words, _words), min_size=1, max_size=4),
+)
+@settings(max_examples=150, deadline=None)
+def test_random_sdk_filters_fire_where_the_contract_says(
+    expr: Expr, event_type: str, versions: list[tuple[str, list[str], list[str]]]
+) -> None:
+    """SDK-built alias/tag filters, serialized by the SDK, fire on exactly the events an
+    independent evaluation of the expression selects."""
+    automation = from_sdk(
+        SDK_EVENTS[event_type](scope=REGISTRY, filter=sdk_filter(expr)) >> DoNothing()
+    )
+    events = []
+    for number, (word, aliases, tags) in enumerate(versions):
+        fields: dict[str, Any] = {"event_id": f"e{number}", "event_type": event_type}
+        fields["alias"] = word if event_type == "ADD_ARTIFACT_ALIAS" else None
+        fields["tag"] = word if event_type == "ADD_ARTIFACT_TAG" else None
+        if "LINK" in event_type:
+            fields["source"] = LINK_SOURCE
+        events.append(registry_event(artifact={"aliases": aliases, "tags": tags}, **fields))
+    expected = [(e["event_id"], "sdk") for e in events if holds(expr, e)]
+    assert fired([automation], events) == expected
