@@ -200,3 +200,20 @@ def test_publish_flags_build_a_valid_event_of_each_new_type(event_type: str) -> 
     event, _ = parse_event(dumps(_event_from_flags(args)), 1 << 20)
     assert event.event_type.value == event_type
     assert (event.tag, event.alias) == ("gold", "prod")
+
+
+@pytest.mark.parametrize("event_type", NEW_TYPES)
+def test_dry_run_explains_each_new_type(event_type: str) -> None:
+    """explain() of each new type: a match has no reasons; a filter miss names the field,
+    another type names both types."""
+    field = "tag" if "TAG" in event_type else "alias"
+    automation = make_automation(event=event_type, scope=ENTITY, filter={field: "gold"})
+    value = "gold" if "TAG" in event_type or event_type == "REMOVE_ARTIFACT_ALIAS" else None
+    overrides: dict[str, Any] = {field: value} if value else {"artifact": {"aliases": ["gold"]}}
+    hit = explain(automation, make_event(**of_type(event_type, **overrides)))
+    assert (hit.matched, hit.reasons) == (True, [])
+    miss = explain(automation, make_event(**of_type(event_type)))
+    assert not miss.matched
+    assert any(reason.startswith(f"filter.{field}") for reason in miss.reasons), miss.reasons
+    other = explain(automation, make_event())
+    assert f"listens for {event_type}" in other.reasons[0]
