@@ -28,22 +28,26 @@ install: $(STAMP) ## Create .venv and install Hookstream with the dev extra
 
 # What the tests run but do not install (issue 13: tests never install system packages):
 # promtool and prometheus from Debian's `prometheus` package (the deployment tests check the
-# rules and scrape a worker with them), and the Kafka jars from Maven Central (the brokers
-# the tests start themselves). Present ones are kept. When one cannot be had, CI (CI=true)
-# stops here; elsewhere a warning, and the tests that need it skip, naming it.
+# rules and scrape a worker with them), Debian's `chromium` (the console's browser test
+# drives it with Playwright; never a browser Playwright downloads), and the Kafka jars from
+# Maven Central (the brokers the tests start themselves). Present ones are kept. When one
+# cannot be had, CI (CI=true) stops here; elsewhere a warning, and the tests that need it
+# skip, naming it.
 PROMETHEUS_TOOLS := promtool prometheus
-test-tools: install ## Install what the tests need when missing: Debian's prometheus package (apt-get), the Kafka jars (mvn)
+test-tools: install ## Install what the tests need when missing: Debian's prometheus and chromium packages (apt-get), the Kafka jars (mvn)
 	@fail() { echo "test-tools: $$1" >&2; case "$${CI,,}" in 1|true|yes) exit 1;; esac; \
 		echo "test-tools: continuing outside CI; the tests that need it skip" >&2; }; \
-	missing=""; for tool in $(PROMETHEUS_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	missing=""; packages=""; for tool in $(PROMETHEUS_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	[ -z "$$missing" ] || packages="prometheus"; \
+	command -v chromium >/dev/null || { missing="$$missing chromium"; packages="$$packages chromium"; }; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null; then sudo="sudo"; else sudo="none"; fi; \
-		if ! command -v apt-get >/dev/null; then fail "missing$$missing and no apt-get: install Prometheus (Debian's prometheus package)"; \
-		elif [ "$$sudo" = none ]; then fail "missing$$missing: Debian's prometheus package needs root (or sudo) to install"; \
-		else echo "installing Debian's prometheus package (missing:$$missing)"; \
+		if ! command -v apt-get >/dev/null; then fail "missing$$missing and no apt-get: install Debian's$$packages package(s)"; \
+		elif [ "$$sudo" = none ]; then fail "missing$$missing: Debian's$$packages package(s) need root (or sudo) to install"; \
+		else echo "installing Debian's$$packages (missing:$$missing)"; \
 			$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-			$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus \
-			|| fail "apt-get install prometheus failed"; fi; \
+			$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$packages \
+			|| fail "apt-get install$$packages failed"; fi; \
 	fi; \
 	if command -v mvn >/dev/null; then $(KAFKA) jars >/dev/null || fail "resolving the Kafka jars failed"; \
 	else fail "mvn not found: the Kafka jars of the tests' own brokers cannot be resolved"; fi

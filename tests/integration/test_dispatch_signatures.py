@@ -17,12 +17,11 @@ from aiohttp import web
 
 from tests.integration.dispatch_support import (
     Receiver,
-    TopicReader,
     dispatcher,
     make_job,
     produce_jobs,
 )
-from tests.support import dispatch_test_settings
+from tests.support import dispatch_test_settings, read_back
 
 NEW_KEY = os.urandom(24)
 OLD_KEY = os.urandom(24)
@@ -101,12 +100,12 @@ async def test_signatures_verified_by_independent_code(
     job = make_job(receiver.url("/signed"), secret="HOOK_SECRET", access_token="HOOK_TOKEN")
     env = {"HOOKSTREAM_SECRET_HOOK_TOKEN": TOKEN}
     async with dispatcher(settings, environ=env):
-        results = await TopicReader(settings, settings.action_results_topic).start()
+        results = await read_back(settings, settings.action_results_topic)
         try:
             await produce_jobs(settings, settings.webhook_topic, [job])
-            values = await results.wait(lambda v: any(r["final"] for r in v))
+            values = await results.until(lambda v: any(r["final"] for r in v))
         finally:
-            await results.close()
+            await results.aclose()
     checks = receiver.checks
     assert checks == [{"new": True, "old": True, "tampered": False, "wandb": True, "bearer": True}]
     assert values[-1]["status"] == "FINISHED"
@@ -122,12 +121,12 @@ async def test_missing_secret_fails_without_request(
     settings = dispatch_test_settings(kafka_bootstrap, uid, tmp_path)
     job = make_job(receiver.url("/signed"), secret="NOT_CONFIGURED")
     async with dispatcher(settings, environ={}):
-        dlq = await TopicReader(settings, settings.actions_dlq_topic).start()
+        dlq = await read_back(settings, settings.actions_dlq_topic)
         try:
             await produce_jobs(settings, settings.webhook_topic, [job])
-            letters = await dlq.wait(lambda v: len(v) == 1)
+            letters = await dlq.until(lambda v: len(v) == 1)
         finally:
-            await dlq.close()
+            await dlq.aclose()
     assert receiver.hits == []
     assert letters[0]["attempts"][0]["error_kind"] == "secret"
     assert "secret 'NOT_CONFIGURED' is not configured" in letters[0]["reason"]
