@@ -14,7 +14,7 @@ __all__ = ["LIST_PARAMETERS", "AutomationQuery", "parse_query", "select"]
 
 LIST_PARAMETERS: dict[str, str] = {
     "event": "event type (LINK_MODEL is read as LINK_ARTIFACT)",
-    "scope_type": "project, registry or artifact_collection",
+    "scope_type": "project, registry, artifact_collection or entity",
     "entity": "scope entity",
     "project": "scope project (project scopes and project collections)",
     "registry": "scope registry (registry scopes and registered models)",
@@ -24,7 +24,7 @@ LIST_PARAMETERS: dict[str, str] = {
     "q": "text search: every word must occur in the id, name, description or scope",
 }
 
-_SCOPE_TYPES = frozenset({"project", "registry", "artifact_collection"})
+_SCOPE_TYPES = frozenset({"project", "registry", "artifact_collection", "entity"})
 _ACTION_TYPES = frozenset({"webhook", "notification", "queue_job", "kafka", "no_op"})
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 

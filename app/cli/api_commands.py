@@ -264,7 +264,7 @@ def add_api_commands(sub: Any) -> None:
 
     p = _common(actions.add_parser("list", help="list automations"))
     p.add_argument("--event", help="event type")
-    p.add_argument("--scope-type", choices=["project", "registry", "artifact_collection"])
+    p.add_argument("--scope-type", choices=["project", "registry", "artifact_collection", "entity"])
     p.add_argument("--entity")
     p.add_argument("--project")
     p.add_argument("--registry")

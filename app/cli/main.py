@@ -103,7 +103,7 @@ def _event_from_flags(args: argparse.Namespace) -> dict[str, Any]:
             "metadata": metadata,
         },
     }
-    for field in ("author", "registry", "alias"):
+    for field in ("author", "registry", "alias", "tag"):
         if getattr(args, field):
             event[field] = getattr(args, field)
     if args.type in ("LINK_ARTIFACT", "LINK_MODEL"):
@@ -289,7 +289,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("publish", help="publish an event")
     p.add_argument("file", nargs="?", help="JSON or JSON lines file, - for stdin")
     p.add_argument(
-        "--type", choices=["CREATE_ARTIFACT", "ADD_ARTIFACT_ALIAS", "LINK_ARTIFACT", "LINK_MODEL"]
+        "--type",
+        choices=[
+            "CREATE_ARTIFACT",
+            "ADD_ARTIFACT_ALIAS",
+            "LINK_ARTIFACT",
+            "LINK_MODEL",
+            *(
+                "UNLINK_ARTIFACT",
+                "ADD_ARTIFACT_TAG",
+                "REMOVE_ARTIFACT_TAG",
+                "REMOVE_ARTIFACT_ALIAS",
+            ),
+        ],
     )
     p.add_argument("--entity")
     p.add_argument("--project")
@@ -297,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--collection")
     p.add_argument("--version", type=int, default=0)
     p.add_argument("--alias")
+    p.add_argument("--tag", help="the tag added or removed (tag events)")
     p.add_argument("--aliases", nargs="*")
     p.add_argument("--tags", nargs="*")
     p.add_argument("--artifact-type", default="model")

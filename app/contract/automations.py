@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
     StrictInt,
     StringConstraints,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from app.contract.events import EventType, EventTypeField
+from app.contract.events import AutomationEventTypeField, EventType
 from app.contract.fields import HeaderName, Label, Name, SecretName, Slug, TopicName, field_errors
 from app.errors import FilterError, InvalidAutomationError, TemplateError
 from app.lang.filters import compile_filter
@@ -29,10 +31,13 @@ from app.lang.templating import compile_template, sample_variables
 from app.serialization import JSONDecodeError, loads
 
 __all__ = [
+    "DEFAULT_NOTIFICATION_TITLE",
+    "DEFAULT_WEBHOOK_PAYLOAD",
     "Action",
     "ActionType",
     "ArtifactCollectionScope",
     "Automation",
+    "EntityScope",
     "KafkaAction",
     "NoOpAction",
     "NotificationAction",
@@ -88,8 +93,18 @@ class ArtifactCollectionScope(BaseModel):
         return self
 
 
+class EntityScope(BaseModel):
+    """Every project and every registry of one entity (W&B: a team or organisation scope)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["entity"]
+    entity: Name
+
+
 Scope = Annotated[
-    ProjectScope | RegistryScope | ArtifactCollectionScope, Field(discriminator="type")
+    ProjectScope | RegistryScope | ArtifactCollectionScope | EntityScope,
+    Field(discriminator="type"),
 ]
 
 
@@ -97,19 +112,24 @@ def _template_error(exc: TemplateError, path: str = "") -> PydanticCustomError:
     return PydanticCustomError("invalid_template", "{reason}", {"reason": str(exc), "path": path})
 
 
+def _json_value(text: str, kind: str, message: str) -> Any:
+    """The JSON value of `text`; a PydanticCustomError(kind, message) when it is not JSON."""
+    try:
+        return loads(text)
+    except JSONDecodeError as exc:
+        raise PydanticCustomError(kind, message, {"reason": str(exc)}) from None
+
+
 def _json_template(value: str) -> str:
     try:
         template = compile_template(value, json_context=True)
     except TemplateError as exc:
         raise _template_error(exc) from None
-    try:
-        loads(template.render(sample_variables()))
-    except JSONDecodeError as exc:
-        raise PydanticCustomError(
-            "invalid_json",
-            "not valid JSON after rendering a sample event: {reason}",
-            {"reason": str(exc)},
-        ) from None
+    _json_value(
+        template.render(sample_variables()),
+        "invalid_json",
+        "not valid JSON after rendering a sample event: {reason}",
+    )
     return value
 
 
@@ -153,6 +173,29 @@ HeaderTemplate = Annotated[
 ]
 
 
+#: The payload of a webhook written without one (the W&B SDK's ``SendWebhook`` makes
+#: ``request_payload`` optional): the event in W&B's variable names, one JSON object.
+DEFAULT_WEBHOOK_PAYLOAD: Final = (
+    '{"event_type": "${event_type}", "event_id": "${event_id}", '
+    '"event_author": "${event_author}", "entity_name": "${entity_name}", '
+    '"project_name": "${project_name}", "registry_name": "${registry_name}", '
+    '"artifact_collection_name": "${artifact_collection_name}", '
+    '"artifact_version": "${artifact_version}", '
+    '"artifact_version_string": "${artifact_version_string}", '
+    '"alias": "${alias}", "tag": "${tag}", "occurred_at": "${occurred_at}"}'
+)
+
+#: The title of a notification written without one (the W&B SDK's default is "").
+DEFAULT_NOTIFICATION_TITLE: Final = "${event_type} on ${artifact_version_string}"
+
+
+def _default_if_empty(default: str) -> Any:
+    def fill(value: Any) -> Any:
+        return default if value is None or value == "" else value
+
+    return BeforeValidator(fill)
+
+
 class WebhookAction(BaseModel):
     """POST a rendered JSON payload to a URL."""
 
@@ -160,7 +203,9 @@ class WebhookAction(BaseModel):
 
     type: Literal["webhook"]
     url: Annotated[str, StringConstraints(max_length=2048), AfterValidator(_http_url)]
-    payload: JsonTemplate
+    payload: Annotated[JsonTemplate, _default_if_empty(DEFAULT_WEBHOOK_PAYLOAD)] = (
+        DEFAULT_WEBHOOK_PAYLOAD
+    )
     headers: Annotated[dict[HeaderName, HeaderTemplate], Field(max_length=64)] | None = None
     secret: SecretName | None = None
     access_token: SecretName | None = None
@@ -173,8 +218,12 @@ class NotificationAction(BaseModel):
 
     type: Literal["notification"]
     channel: Label
-    title: Annotated[TextTemplate, StringConstraints(min_length=1, max_length=1000)]
-    message: Annotated[TextTemplate, StringConstraints(max_length=20_000)]
+    title: Annotated[
+        TextTemplate,
+        StringConstraints(min_length=1, max_length=1000),
+        _default_if_empty(DEFAULT_NOTIFICATION_TITLE),
+    ] = DEFAULT_NOTIFICATION_TITLE
+    message: Annotated[TextTemplate, StringConstraints(max_length=20_000)] = ""
     severity: Literal["INFO", "WARN", "ERROR"] = "INFO"
 
 
@@ -243,6 +292,13 @@ Action = Annotated[
 ]
 
 
+def _filter_json(value: Any) -> Any:
+    # W&B's API stores and returns a filter as JSON text; it is read as the object.
+    if not isinstance(value, str):
+        return value
+    return _json_value(value, "invalid_filter", "a filter given as a string must be JSON: {reason}")
+
+
 class Automation(BaseModel):
     """An automation (contract "Automations"); ``revision`` is a Hookstream addition."""
 
@@ -252,9 +308,22 @@ class Automation(BaseModel):
     name: Annotated[str, StringConstraints(min_length=1, max_length=256)]
     description: Annotated[str, StringConstraints(max_length=4096)] | None = None
     enabled: StrictBool = True
-    event: EventTypeField
+    event: AutomationEventTypeField
     scope: Scope
-    filter: dict[str, Any] | None = None
+    filter: Annotated[
+        dict[str, Any] | None,
+        BeforeValidator(_filter_json),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "object"},
+                    {"type": "string", "contentMediaType": "application/json"},
+                    {"type": "null"},
+                ]
+            },
+            mode="validation",
+        ),
+    ] = None
     action: Action
     revision: Annotated[StrictInt, Field(ge=1)] = 1
     created_at: AwareDatetime | None = None

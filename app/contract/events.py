@@ -33,8 +33,11 @@ from app.errors import InvalidEventError
 from app.serialization import JSONDecodeError, loads
 
 __all__ = [
+    "ALIAS_EVENTS",
     "MAX_EVENT_DEPTH",
+    "TAG_EVENTS",
     "Artifact",
+    "AutomationEventTypeField",
     "Event",
     "EventType",
     "EventTypeField",
@@ -44,27 +47,58 @@ __all__ = [
 
 
 class EventType(StrEnum):
-    """The three event types (W&B names); ``LINK_MODEL`` is read as ``LINK_ARTIFACT``."""
+    """Event types (W&B names); ``LINK_MODEL`` is read as ``LINK_ARTIFACT``."""
 
     CREATE_ARTIFACT = "CREATE_ARTIFACT"
     ADD_ARTIFACT_ALIAS = "ADD_ARTIFACT_ALIAS"
     LINK_ARTIFACT = "LINK_ARTIFACT"
+    # Artifact events of issue 14 (contract "More artifact events").
+    UNLINK_ARTIFACT = "UNLINK_ARTIFACT"
+    ADD_ARTIFACT_TAG = "ADD_ARTIFACT_TAG"
+    REMOVE_ARTIFACT_TAG = "REMOVE_ARTIFACT_TAG"
+    REMOVE_ARTIFACT_ALIAS = "REMOVE_ARTIFACT_ALIAS"
+
+
+#: Events about one alias (``alias`` required) and about one tag (``tag`` required).
+ALIAS_EVENTS: Final = frozenset({EventType.ADD_ARTIFACT_ALIAS, EventType.REMOVE_ARTIFACT_ALIAS})
+TAG_EVENTS: Final = frozenset({EventType.ADD_ARTIFACT_TAG, EventType.REMOVE_ARTIFACT_TAG})
 
 
 _EVENT_TYPE_NAMES = ", ".join(t.value for t in EventType)
+_EVENT_TYPE_VALUES = frozenset(t.value for t in EventType)
 
 
 def _event_type(value: Any) -> Any:
     return EventType.LINK_ARTIFACT.value if value == "LINK_MODEL" else value
 
 
-EventTypeField = Annotated[
-    EventType,
-    BeforeValidator(_event_type),
-    WithJsonSchema(
-        {"type": "string", "enum": [*(t.value for t in EventType), "LINK_MODEL"]},
-        mode="validation",
-    ),
+_EVENT_TYPE_SCHEMA = WithJsonSchema(
+    {"type": "string", "enum": [*(t.value for t in EventType), "LINK_MODEL"]},
+    mode="validation",
+)
+
+EventTypeField = Annotated[EventType, BeforeValidator(_event_type), _EVENT_TYPE_SCHEMA]
+
+
+def _automation_event_type(value: Any) -> Any:
+    # The W&B SDK looks event types up case-insensitively; an automation may too.
+    if not isinstance(value, str):
+        return value
+    name = _event_type(value.strip().upper())
+    if name not in _EVENT_TYPE_VALUES:
+        # Named, so that a W&B event Hookstream lacks (ADD_COLLECTION_TAG...) reads clearly.
+        raise PydanticCustomError(
+            "event_type",
+            "unknown event type {value}; expected one of {names} (LINK_MODEL is read as "
+            "LINK_ARTIFACT)",
+            {"value": short_repr(value), "names": _EVENT_TYPE_NAMES},
+        )
+    return name
+
+
+#: An automation's ``event``: as EventTypeField, in any letter case (W&B SDK look-ups).
+AutomationEventTypeField = Annotated[
+    EventType, BeforeValidator(_automation_event_type), _EVENT_TYPE_SCHEMA
 ]
 
 
@@ -93,10 +127,27 @@ class Source(BaseModel):
     version: Version
 
 
+def _required_when(types: list[str], field: str) -> dict[str, Any]:
+    return {
+        "if": {"properties": {"event_type": {"enum": types}}, "required": ["event_type"]},
+        "then": {"required": [field]},
+    }
+
+
+# The schema says what _required_by_type enforces: the fields each event type needs.
+_TYPE_REQUIREMENTS: Final[dict[str, Any]] = {
+    "allOf": [
+        _required_when(sorted(t.value for t in ALIAS_EVENTS), "alias"),
+        _required_when(sorted(t.value for t in TAG_EVENTS), "tag"),
+        _required_when([EventType.LINK_ARTIFACT.value, "LINK_MODEL"], "source"),
+    ]
+}
+
+
 class Event(BaseModel):
     """A registry or artifact event (contract "Events"); extra fields are kept."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, json_schema_extra=_TYPE_REQUIREMENTS)
 
     event_id: EventId
     event_type: EventTypeField
@@ -107,13 +158,19 @@ class Event(BaseModel):
     registry: Name | None = None
     artifact: Artifact
     alias: Label | None = None
+    tag: Label | None = None
     source: Source | None = None
 
     @model_validator(mode="after")
     def _required_by_type(self) -> Event:
-        if self.event_type is EventType.ADD_ARTIFACT_ALIAS and self.alias is None:
+        kind = self.event_type
+        if kind in ALIAS_EVENTS and self.alias is None:
             raise PydanticCustomError(
-                "missing_field", "Field required for ADD_ARTIFACT_ALIAS events", {"path": "alias"}
+                "missing_field", f"Field required for {kind.value} events", {"path": "alias"}
+            )
+        if kind in TAG_EVENTS and self.tag is None:
+            raise PydanticCustomError(
+                "missing_field", f"Field required for {kind.value} events", {"path": "tag"}
             )
         if self.event_type is EventType.LINK_ARTIFACT and self.source is None:
             raise PydanticCustomError(
@@ -145,6 +202,16 @@ class Event(BaseModel):
     def added_alias(self) -> str | None:
         """The alias added by an ``ADD_ARTIFACT_ALIAS`` event; None for other events."""
         return self.alias if self.event_type is EventType.ADD_ARTIFACT_ALIAS else None
+
+    @property
+    def event_alias(self) -> str | None:
+        """The alias an alias event (added or removed) is about; None for other events."""
+        return self.alias if self.event_type in ALIAS_EVENTS else None
+
+    @property
+    def event_tag(self) -> str | None:
+        """The tag a tag event (added or removed) is about; None for other events."""
+        return self.tag if self.event_type in TAG_EVENTS else None
 
 
 def _event_error(exc: ValidationError) -> InvalidEventError:

@@ -117,7 +117,7 @@ def _action_renderer(automation: Automation) -> ActionRenderer:
 
 
 # Scalar or list-of-string fields of filter_document a guard may name (and metadata.*).
-_GUARD_FIELDS = frozenset({"alias", "collection", "author", "type", "aliases", "tags"})
+_GUARD_FIELDS = frozenset({"alias", "tag", "collection", "author", "type", "aliases", "tags"})
 # RE2 metacharacters: a pattern's literal prefix ends before the first of them.
 _REGEX_META = frozenset("\\^$.|?*+()[]{}")
 # Buckets up to this size are scanned whole: a guard lookup would cost as much.
@@ -337,17 +337,11 @@ class CompiledAutomation:
 class AutomationIndex:
     """Every automation a worker knows, indexed by (event type, scope)."""
 
-    # Buckets are built lazily: an upsert or removal only edits the key's members and
-    # marks it stale, and the next match rebuilds each stale bucket once. Loading N
-    # automations of one scope (a worker's start, a bulk apply) is then O(N log N), not
-    # a bucket rebuild per automation.
-    __slots__ = ("_buckets", "_by_id", "_members_of", "_stale")
+    __slots__ = ("_buckets", "_by_id")
 
     def __init__(self, automations: Iterable[Automation | CompiledAutomation] = ()) -> None:
         self._by_id: dict[str, CompiledAutomation] = {}
-        self._members_of: dict[IndexKey, dict[str, CompiledAutomation]] = {}
         self._buckets: dict[IndexKey, _Bucket] = {}
-        self._stale: set[IndexKey] = set()
         for automation in automations:
             self.upsert(automation)
 
@@ -363,27 +357,13 @@ class AutomationIndex:
             self._unindex(old)
         self._by_id[compiled.id] = compiled
         if compiled.enabled:
-            self._members_of.setdefault(compiled.key, {})[compiled.id] = compiled
-            self._stale.add(compiled.key)
+            members = (*self._members(compiled.key), compiled)
+            self._buckets[compiled.key] = _Bucket(tuple(sorted(members, key=lambda c: c.id)))
         return compiled
 
     def _members(self, key: IndexKey) -> tuple[CompiledAutomation, ...]:
-        if self._stale:
-            self._refresh()
         bucket = self._buckets.get(key)
         return () if bucket is None else bucket.members
-
-    def _refresh(self) -> None:
-        """Rebuild every stale bucket (members in id order)."""
-        for key in self._stale:
-            members = self._members_of.get(key)
-            if members:
-                ordered = tuple(members[i] for i in sorted(members))
-                self._buckets[key] = _Bucket(ordered)
-            else:
-                self._members_of.pop(key, None)
-                self._buckets.pop(key, None)
-        self._stale.clear()
 
     def remove(self, automation_id: str) -> CompiledAutomation | None:
         """Drop an automation; returns it, or None when unknown."""
@@ -393,10 +373,11 @@ class AutomationIndex:
         return old
 
     def _unindex(self, compiled: CompiledAutomation) -> None:
-        members = self._members_of.get(compiled.key)
-        if members is not None and members.get(compiled.id) is compiled:
-            del members[compiled.id]
-            self._stale.add(compiled.key)
+        members = tuple(c for c in self._members(compiled.key) if c is not compiled)
+        if members:
+            self._buckets[compiled.key] = _Bucket(members)
+        else:
+            self._buckets.pop(compiled.key, None)
 
     def get(self, automation_id: str) -> CompiledAutomation | None:
         """The automation with this id, or None."""
@@ -413,22 +394,23 @@ class AutomationIndex:
 
     def candidates(self, event: Event) -> Sequence[CompiledAutomation]:
         """Enabled automations of the event's type whose scope contains the event."""
-        wide, narrow = event_keys(event)
-        return self._members(wide) + self._members(narrow)
+        entity, wide, narrow = event_keys(event)
+        return self._members(entity) + self._members(wide) + self._members(narrow)
 
     def match(self, event: Event, doc: Mapping[str, Any] | None = None) -> list[CompiledAutomation]:
         """Candidates whose filter matches; `doc` is filter_document(event) when given."""
-        wide, narrow = event_keys(event)
-        if self._stale:
-            self._refresh()
+        entity, wide, narrow = event_keys(event)
         buckets = self._buckets
+        zeroth = buckets.get(entity)
         first = buckets.get(wide)
         second = buckets.get(narrow)
-        if first is None and second is None:
+        if zeroth is None and first is None and second is None:
             return []
         if doc is None:
             doc = filter_document(event)
         out: list[CompiledAutomation] = []
+        if zeroth is not None:
+            zeroth.collect(doc, out)
         if first is not None:
             first.collect(doc, out)
         if second is not None:

@@ -3,7 +3,8 @@
 `Pipeline.process` never raises for bad input: a message that is not a valid event
 becomes a dead-letter record. Alias pointers (per collection: alias -> version) are
 read before and written after each event, so ``previous_version`` of an
-``ADD_ARTIFACT_ALIAS`` job is the version the alias pointed to before. A redelivered
+``ADD_ARTIFACT_ALIAS`` job is the version the alias pointed to before, and of a
+``REMOVE_ARTIFACT_ALIAS`` job the version it pointed to when it was removed. A redelivered
 event yields the same ``job_id`` (its ``previous_version`` may then equal the new
 version: consumers deduplicate by ``job_id``).
 """
@@ -17,7 +18,7 @@ from typing import Any, Protocol
 
 from app.contract.automations import Automation, parse_automation
 from app.contract.dead_letters import DeadLetter, DeadLetterCode, DeadLetterHeader
-from app.contract.events import Event, parse_event
+from app.contract.events import Event, EventType, parse_event
 from app.contract.jobs import ActionJob, job_id, parse_action_job
 from app.contract.timestamps import iso_z
 from app.core.documents import filter_document, template_variables
@@ -156,8 +157,48 @@ class ProcessResult:
     error_code: str | None = None
 
 
+def _remove_alias_pointer(event: Event, store: AliasStore) -> int:
+    """Drop the removed alias; returns the version it pointed to.
+
+    That is the pointer's version, or the event's own version when the pointers never
+    saw the alias (a redelivered removal therefore carries the same version again).
+    """
+    path = event.collection_path
+    current = store.get(path)
+    alias = event.alias or ""  # required on REMOVE_ARTIFACT_ALIAS events
+    previous = current.get(alias) if current is not None else None
+    if current is not None and previous is not None:
+        pointers = dict(current)
+        del pointers[alias]
+        store.set(path, pointers)
+    return event.artifact.version if previous is None else previous
+
+
+def _unlink_pointers(event: Event, store: AliasStore) -> None:
+    """An unlinked version leaves the collection, and every alias pointing to it with it."""
+    path = event.collection_path
+    current = store.get(path)
+    if current is None:
+        return
+    version = event.artifact.version
+    kept = {name: v for name, v in current.items() if v != version}
+    if len(kept) != len(current):
+        store.set(path, kept)
+
+
 def update_alias_pointers(event: Event, store: AliasStore) -> int | None:
-    """Record the event's aliases; returns the added alias's previous version (None if new)."""
+    """Record the event's aliases; returns the alias's previous version (None if new).
+
+    ``ADD_ARTIFACT_ALIAS``: the version the added alias pointed to before;
+    ``REMOVE_ARTIFACT_ALIAS``: the version the removed alias pointed to; ``UNLINK_ARTIFACT``
+    drops the pointers to the unlinked version. Other events: None.
+    """
+    kind = event.event_type
+    if kind is EventType.REMOVE_ARTIFACT_ALIAS:
+        return _remove_alias_pointer(event, store)
+    if kind is EventType.UNLINK_ARTIFACT:
+        _unlink_pointers(event, store)
+        return None
     path = event.collection_path
     current = store.get(path)
     alias = event.added_alias

@@ -1,6 +1,6 @@
 """Scopes: the one place that knows how an automation's scope and an event's place relate.
 
-The automation index keys (`index_key` of an automation, the two `event_keys` of an event),
+The automation index keys (`index_key` of an automation, the three `event_keys` of an event),
 the dry run's reasons an event is outside a scope (`scope_mismatches`), where an example
 event inside a scope sits (`scope_place`), and the fields the API filters a list by
 (`scope_fields`).
@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.contract.automations import ArtifactCollectionScope, ProjectScope, RegistryScope
+from app.contract.automations import (
+    ArtifactCollectionScope,
+    EntityScope,
+    ProjectScope,
+    RegistryScope,
+)
 from app.contract.events import Event, EventType
 
 __all__ = [
@@ -26,7 +31,7 @@ __all__ = [
 
 IndexKey = tuple[str, ...]
 # The scope models, not the contract's discriminated `Scope` (an Annotated for pydantic).
-AnyScope = ProjectScope | RegistryScope | ArtifactCollectionScope
+AnyScope = ProjectScope | RegistryScope | ArtifactCollectionScope | EntityScope
 
 
 def index_key(event_type: EventType, scope: AnyScope) -> IndexKey:
@@ -35,6 +40,8 @@ def index_key(event_type: EventType, scope: AnyScope) -> IndexKey:
         return (event_type.value, "project", scope.entity, scope.project)
     if isinstance(scope, RegistryScope):
         return (event_type.value, "registry", scope.entity, scope.registry)
+    if isinstance(scope, EntityScope):
+        return (event_type.value, "entity", scope.entity)
     if scope.registry is not None:
         return (
             event_type.value,
@@ -54,17 +61,20 @@ def index_key(event_type: EventType, scope: AnyScope) -> IndexKey:
     )
 
 
-def event_keys(event: Event) -> tuple[IndexKey, IndexKey]:
-    """The two index keys an event can match: its registry or project, and its collection."""
+def event_keys(event: Event) -> tuple[IndexKey, IndexKey, IndexKey]:
+    """The index keys an event can match: its entity, its registry or project, its collection."""
     kind = event.event_type.value
     collection = event.artifact.collection
     registry = event.registry
+    entity = (kind, "entity", event.entity)
     if registry is not None:
         return (
+            entity,
             (kind, "registry", event.entity, registry),
             (kind, "collection", event.entity, "registry", registry, collection),
         )
     return (
+        entity,
         (kind, "project", event.entity, event.project),
         (kind, "collection", event.entity, "project", event.project, collection),
     )
@@ -79,6 +89,9 @@ def scope_mismatches(scope: AnyScope, event: Event) -> list[str]:
     """Every way the event lies outside the scope (empty when inside)."""
     out: list[str] = []
     registry = event.registry
+    if isinstance(scope, EntityScope):
+        _differs(out, "entity", scope.entity, event.entity)
+        return out
     if isinstance(scope, ProjectScope):
         if registry is not None:
             out.append(
@@ -142,6 +155,8 @@ def scope_place(scope: AnyScope) -> dict[str, Any]:
             "registry": scope.registry,
             "collection": "example-model",
         }
+    if isinstance(scope, EntityScope):
+        return {"entity": scope.entity, "project": "example-project", "collection": "example-model"}
     assert isinstance(scope, ArtifactCollectionScope)
     if scope.registry is not None:
         return {

@@ -265,3 +265,35 @@ async def test_post_valid_event_is_202_and_sent_to_the_event_topic(
     assert write.key == make_event().collection_path.encode()
     assert write.value is not None
     assert loads(write.value)["event_id"] == event_dict()["event_id"]
+
+
+async def test_sdk_shaped_tag_automation_is_created_and_dry_runs(
+    client: TestClient[Any, Any],
+) -> None:
+    """An entity-scoped ADD_ARTIFACT_TAG automation written as the W&B SDK stores it (filter
+    as JSON text, a notification without a title) is created, and its dry runs match."""
+    body = {
+        "id": "review-candidates",
+        "name": "Review candidates",
+        "event": "add_artifact_tag",
+        "scope": {"type": "entity", "entity": "acme"},
+        "filter": '{"$or":[{"$and":[{"tag":{"$eq":"candidate"}}]}]}',
+        "action": {"type": "notification", "channel": "SLACK_ML", "title": "", "message": ""},
+    }
+    created = await _create(client, body)
+    assert created.status == 201, await created.text()
+    stored = await created.json()
+    assert stored["event"] == "ADD_ARTIFACT_TAG"
+    assert stored["filter"] == {"$or": [{"$and": [{"tag": {"$eq": "candidate"}}]}]}
+    url = "/automations/review-candidates/test"
+    generated = await (await client.post(url)).json()
+    assert generated["matched"] is True, generated
+    tag_event = event_dict(event_type="ADD_ARTIFACT_TAG", alias=None, tag="candidate")
+    hit = await (await client.post(url, json={"event": tag_event})).json()
+    assert hit["matched"] is True
+    assert hit["job"]["action"]["title"] == (
+        "ADD_ARTIFACT_TAG on acme/wandb-registry-model/mnist-classifier:v3"
+    )
+    other = await (await client.post(url, json={"event": {**tag_event, "tag": "x"}})).json()
+    assert other["matched"] is False
+    assert any("tag" in reason for reason in other["reasons"]), other["reasons"]

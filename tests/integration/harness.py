@@ -23,6 +23,7 @@ __all__ = [
     "WorkerProcess",
     "consume",
     "produce_events",
+    "publish",
     "settings_env",
 ]
 
@@ -156,6 +157,17 @@ def produce_events(settings: Settings, topic: str, events: Iterable[dict[str, An
             max_request_size=settings.max_record_bytes,
         )
     )
+
+
+def publish(settings: Settings, events: list[dict[str, Any]]) -> None:
+    """Send each event to the topic its kind belongs on, keyed by collection path."""
+    for event in events:
+        topic = (
+            settings.registry_events_topic
+            if "registry" in event
+            else settings.artifact_events_topic
+        )
+        produce_events(settings, topic, [event])
 
 
 def consume(

@@ -64,7 +64,12 @@ def test_dev_secrets_are_generated_once_and_private(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data")
     folder, generated, missing = dev_secrets(settings, examples(), {}, "http://127.0.0.1:6069")
     assert folder == tmp_path / "data" / "dev-secrets"
-    assert generated == ["DEPLOY_HOOK_SECRET", "DEPLOY_HOOK_TOKEN", "SLACK_DATA_TEAM"]
+    assert generated == [
+        "DEPLOY_HOOK_SECRET",
+        "DEPLOY_HOOK_TOKEN",
+        "SLACK_DATA_TEAM",
+        "SLACK_MODEL_REVIEW",
+    ]
     assert missing == []
     secret = (folder / "DEPLOY_HOOK_SECRET").read_text().strip()
     assert len(decode_secret(secret)) == 32
@@ -88,7 +93,7 @@ def test_configured_secrets_are_used_not_generated(tmp_path: Path) -> None:
     with_dir = Settings(data_dir=tmp_path / "d2", dispatch={"secrets_dir": str(own)})
     folder, generated, missing = dev_secrets(with_dir, examples(), env, "http://x")
     assert (folder, generated) == (own, [])
-    assert missing == ["DEPLOY_HOOK_TOKEN", "SLACK_DATA_TEAM"]
+    assert missing == ["DEPLOY_HOOK_TOKEN", "SLACK_DATA_TEAM", "SLACK_MODEL_REVIEW"]
     assert list(own.iterdir()) == []
 
 

@@ -103,7 +103,7 @@ RecentDeadLetters = Callable[[int], Awaitable[list[DeadLetterRow]]]
 def _choices() -> dict[str, list[str]]:
     return {
         "event": [t.value for t in EventType],
-        "scope_type": ["project", "registry", "artifact_collection"],
+        "scope_type": ["project", "registry", "artifact_collection", "entity"],
         "action_type": list(ACTION_FIELDS),
         "severity": ["INFO", "WARN", "ERROR"],
     }

@@ -113,3 +113,24 @@ def test_yaml_line_finds_the_key_of_a_dotted_path() -> None:
     assert yaml_line(text, "scope.registry") == 2
     assert yaml_line(text, "missing") is None
     assert yaml_line("a: [1", "a") is None
+
+
+def test_form_takes_an_entity_scope_a_tag_event_and_the_sdk_defaults() -> None:
+    """scope.type=entity, ADD_ARTIFACT_TAG, an empty title and payload: a valid automation
+    with the documented defaults."""
+    form = {
+        "id": "tags",
+        "name": "Tags",
+        "event": "ADD_ARTIFACT_TAG",
+        "scope.type": "entity",
+        "scope.entity": "acme",
+        "filter": '{"$or": [{"$and": [{"tag": {"$eq": "candidate"}}]}]}',
+        "action.type": "notification",
+        "notification.channel": "ml-team",
+        "notification.title": "",
+    }
+    data = automation_from_form(form)
+    assert data["scope"] == {"type": "entity", "entity": "acme"}
+    automation = make_automation(**data)
+    assert automation.action.type == "notification"
+    assert automation.action.title == "${event_type} on ${artifact_version_string}"

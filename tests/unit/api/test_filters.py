@@ -100,3 +100,13 @@ def test_bad_parameters_are_400_with_a_reason(params: dict[str, str], needle: st
 def test_default_query_filters_nothing() -> None:
     """AutomationQuery() is 'any' in every field."""
     assert len(select(automations(), AutomationQuery())) == 3
+
+
+def test_entity_scope_and_new_event_types_filter_the_list() -> None:
+    """scope_type=entity and event=ADD_ARTIFACT_TAG select the entity-scoped tag automation."""
+    tagged = make_automation(
+        id="tagged", event="ADD_ARTIFACT_TAG", scope={"type": "entity", "entity": "acme"}
+    )
+    every = [*automations(), tagged]
+    assert [a.id for a in select(every, parse_query({"scope_type": "entity"}))] == ["tagged"]
+    assert [a.id for a in select(every, parse_query({"event": "ADD_ARTIFACT_TAG"}))] == ["tagged"]
