@@ -10,6 +10,7 @@ __all__ = [
     "InvalidEventError",
     "JobTooLargeError",
     "RenderLimitError",
+    "SignatureVerificationError",
     "TemplateError",
     "UnknownVariableError",
 ]
@@ -68,3 +69,11 @@ class UnknownVariableError(TemplateError):
         self.names = names
         shown = ", ".join(f"${{{name}}}" for name in names)
         super().__init__(f"unknown variable{'s' if len(names) > 1 else ''} {shown}")
+
+
+class SignatureVerificationError(HookstreamError):
+    """A received webhook fails signature verification; `reason` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

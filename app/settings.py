@@ -136,6 +136,18 @@ class Settings(BaseSettings):
     faust_lean_monitor: bool = True
     uvloop: bool = True
 
+    # Webhook ingest (docs/contract.md "Webhook ingest"): the secret each platform signs
+    # its deliveries with; an endpoint without its secret refuses every delivery (401).
+    ingest_mlflow_secret: SecretStr | None = None
+    # MLflow has no entities or registries: its events get this entity (or the delivery's
+    # `workspace`) and registry (project `wandb-registry-<registry>`).
+    ingest_mlflow_entity: str = "mlflow"
+    ingest_mlflow_registry: str = "mlflow"
+    ingest_wandb_secret: SecretStr | None = None
+    # A delivery id seen within this many seconds publishes nothing again (per worker);
+    # past it the timestamp check refuses MLflow's retries anyway.
+    ingest_dedup_seconds: float = Field(default=900.0, gt=0)
+
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
 
     @property

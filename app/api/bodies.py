@@ -12,6 +12,7 @@ from app.contract.events import Event
 __all__ = [
     "AdHocDryRun",
     "AutomationList",
+    "DeliveryAccepted",
     "DryRun",
     "DryRunResult",
     "ErrorBody",
@@ -85,3 +86,15 @@ class EventAccepted(BaseModel):
     topic: str
     partition: int
     offset: int
+
+
+class DeliveryAccepted(BaseModel):
+    """POST /ingest/*: a webhook delivery taken (202 published; 200 repeat or no event)."""
+
+    published: bool
+    duplicate: bool = False
+    ignored: str | None = Field(default=None, description="why no event was published")
+    event_id: str | None = None
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None

@@ -9,7 +9,7 @@ from app.contract.dead_letters import DeadLetterCode
 from app.contract.events import Event, parse_event
 from app.errors import InvalidEventError
 
-__all__ = ["event_error_status", "parse_http_event"]
+__all__ = ["event_error_status", "event_refusal", "parse_http_event"]
 
 # Not a JSON object at all: 400. Too large: 413. An object with bad fields: 422.
 _STATUS = {
@@ -37,9 +37,14 @@ def parse_http_event(raw: bytes, max_bytes: int) -> tuple[Event, dict[str, Any]]
     try:
         return parse_event(raw, max_bytes)
     except InvalidEventError as exc:
-        status = event_error_status(exc.code)
-        errors = _field_errors(exc) if status == 422 else []
-        raise ApiError(status, f"invalid event ({exc.code}): {exc.reason}", errors=errors) from None
+        raise event_refusal(exc) from None
+
+
+def event_refusal(exc: InvalidEventError, what: str = "invalid event") -> ApiError:
+    """The 400 / 413 / 422 answer to a refused event, naming each bad field."""
+    status = event_error_status(exc.code)
+    errors = _field_errors(exc) if status == 422 else []
+    return ApiError(status, f"{what} ({exc.code}): {exc.reason}", errors=errors)
 
 
 def _field_errors(exc: InvalidEventError) -> list[tuple[str, str]]:

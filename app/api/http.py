@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from faust.web import View
 
 from app.api.auth import WRITE_METHODS, check_authorization
 from app.api.problems import ApiError
+from app.core.ingest import RecentDeliveries
 from app.serialization import JSONDecodeError, dumps, loads
 
 if TYPE_CHECKING:
@@ -67,6 +68,8 @@ class ApiContext:
     # The Faust app serving the views: its router, canonical URL and HTTP client
     # route a history request to the worker owning the partition.
     app: Any
+    # Webhook deliveries this worker published lately (a retry publishes nothing new).
+    deliveries: RecentDeliveries = field(default_factory=lambda: RecentDeliveries(900.0))
 
 
 async def read_body(request: Any, limit: int) -> bytes:
@@ -106,11 +109,13 @@ class ApiView(View):
     """A Faust view answering JSON; writes need the bearer token."""
 
     ctx: ClassVar[ApiContext]
+    # Webhook ingest views authenticate by the sender's signature instead of the token.
+    bearer_auth: ClassVar[bool] = True
 
     async def dispatch(self, request: Any) -> Any:
         """Check auth on writes, run the handler, turn ApiError into a JSON answer."""
         try:
-            if request.method in WRITE_METHODS:
+            if self.bearer_auth and request.method in WRITE_METHODS:
                 check_authorization(
                     request.headers.get("Authorization"),
                     self.ctx.settings.api_token,

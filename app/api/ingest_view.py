@@ -1,17 +1,69 @@
-"""POST /events: HTTP ingest, validated like the workers validate Kafka messages."""
+"""HTTP ingest: POST /events (Hookstream's JSON), /ingest/mlflow and /ingest/wandb (webhooks).
+
+Every refusal is a 4xx with the reason (400 not JSON, 401 not authentic, 413 too large,
+422 not mappable) and publishes nothing; 503 only when Kafka did not take the event.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, ClassVar
 
-from app.api.events import parse_http_event
+from app.api.events import event_refusal, parse_http_event
 from app.api.http import ApiView, read_body
 from app.api.problems import ApiError
+from app.contract.events import Event
+from app.core.ingest import Ingested, mlflow_event, wandb_event
+from app.core.signatures import (
+    DEFAULT_TOLERANCE_SECONDS,
+    WANDB_SIGNATURE_HEADER,
+    verify_mlflow,
+    verify_wandb,
+)
+from app.errors import InvalidEventError, SignatureVerificationError
 
-__all__ = ["EventsView"]
+__all__ = ["EventsView", "MlflowIngestView", "WandbIngestView"]
 
 
-class EventsView(ApiView):
+class _IngestView(ApiView):
+    """What the ingest views share: producing an event where POST /events would."""
+
+    async def publish(self, event: Event, raw: bytes) -> dict[str, Any]:
+        """Produce to the event's topic keyed by collection path; where it went."""
+        topic = self.ctx.settings.event_topic(registry=event.is_registry_event)
+        try:
+            partition, offset = await self.ctx.send(topic, event.collection_path.encode(), raw)
+        except Exception as exc:  # any producer failure: the event was not taken
+            raise ApiError(503, f"could not write the event to Kafka: {exc}") from exc
+        return {
+            "event_id": event.event_id,
+            "topic": topic,
+            "partition": partition,
+            "offset": offset,
+        }
+
+    async def publish_once(self, key: str, mapped: Ingested) -> Any:
+        """Publish a mapped delivery unless this worker published `key` lately: 202 with
+        where it went, 200 `duplicate` for a repeat, 200 `ignored` for no event."""
+        if mapped.event is None or mapped.raw is None:
+            return self.reply({"published": False, "ignored": mapped.ignored})
+        deliveries = self.ctx.deliveries
+        if not deliveries.claim(key, time.monotonic()):
+            return self.reply(
+                {"published": False, "duplicate": True, "event_id": mapped.event.event_id}
+            )
+        try:
+            where = await self.publish(mapped.event, mapped.raw)
+        except BaseException:
+            deliveries.release(key)
+            raise
+        return self.reply({"published": True, **where}, status=202)
+
+
+class EventsView(_IngestView):
     """/events: HTTP ingest for producers that cannot speak Kafka."""
 
     async def post(self, request: Any) -> Any:
@@ -19,17 +71,81 @@ class EventsView(ApiView):
         settings = self.ctx.settings
         raw = await read_body(request, settings.max_event_bytes)
         event, _ = parse_http_event(raw, settings.max_event_bytes)
-        topic = settings.event_topic(registry=event.is_registry_event)
+        return self.reply(await self.publish(event, raw), status=202)
+
+
+class _WebhookIngestView(_IngestView):
+    """A platform's signed webhook: check the secret is set, read, verify, map, publish once."""
+
+    bearer_auth = False
+    secret_setting: ClassVar[str]  # the Settings field holding this endpoint's secret
+
+    async def post(self, request: Any) -> Any:
+        """Verify, map (docs/contract.md "Webhook ingest"), publish once per delivery."""
+        settings = self.ctx.settings
+        secret = getattr(settings, self.secret_setting)
+        if secret is None:
+            name = f"HOOKSTREAM_{self.secret_setting.upper()}"
+            raise ApiError(401, f"no secret configured for this endpoint ({name})")
+        raw = await read_body(request, settings.max_event_bytes)
         try:
-            partition, offset = await self.ctx.send(topic, event.collection_path.encode(), raw)
-        except Exception as exc:  # any producer failure: the event was not taken
-            raise ApiError(503, f"could not write the event to Kafka: {exc}") from exc
-        return self.reply(
-            {
-                "event_id": event.event_id,
-                "topic": topic,
-                "partition": partition,
-                "offset": offset,
-            },
-            status=202,
+            key = self.verify(secret.get_secret_value(), request.headers, raw)
+        except SignatureVerificationError as exc:
+            raise ApiError(401, f"delivery not authentic: {exc.reason}") from None
+        try:
+            mapped = self.map(raw, key)
+        except InvalidEventError as exc:
+            raise event_refusal(exc, "delivery not mapped") from None
+        return await self.publish_once(key, mapped)
+
+    def verify(self, secret: str, headers: Mapping[str, str], raw: bytes) -> str:
+        """The delivery's idempotency key; raises SignatureVerificationError."""
+        raise NotImplementedError
+
+    def map(self, raw: bytes, key: str) -> Ingested:
+        """The delivery as an event (app.core.ingest); raises InvalidEventError."""
+        raise NotImplementedError
+
+
+class MlflowIngestView(_WebhookIngestView):
+    """/ingest/mlflow: MLflow 3 webhook deliveries, signed (`X-MLflow-Signature`)."""
+
+    secret_setting = "ingest_mlflow_secret"
+
+    def verify(self, secret: str, headers: Mapping[str, str], raw: bytes) -> str:
+        """X-MLflow-Signature over `delivery_id.timestamp.body`, timestamp within 5 minutes;
+        the key is the delivery id (fixed across MLflow's retries)."""
+        return "mlflow:" + verify_mlflow(secret, headers, raw, tolerance=DEFAULT_TOLERANCE_SECONDS)
+
+    def map(self, raw: bytes, key: str) -> Ingested:
+        """MLflow's `{entity, action, timestamp, data}` as an event."""
+        settings = self.ctx.settings
+        return mlflow_event(
+            raw,
+            key.removeprefix("mlflow:"),
+            received_at=datetime.now(UTC),
+            entity=settings.ingest_mlflow_entity,
+            registry=settings.ingest_mlflow_registry,
+            max_bytes=settings.max_event_bytes,
+        )
+
+
+class WandbIngestView(_WebhookIngestView):
+    """/ingest/wandb: a W&B automation's webhook, signed (`X-Wandb-Signature`)."""
+
+    secret_setting = "ingest_wandb_secret"
+
+    def verify(self, secret: str, headers: Mapping[str, str], raw: bytes) -> str:
+        """X-Wandb-Signature over the body; W&B sends no delivery id, the body stands for it."""
+        verify_wandb(secret, headers.get(WANDB_SIGNATURE_HEADER), raw)
+        return f"wandb:{hashlib.sha256(raw).hexdigest()}"
+
+    def map(self, raw: bytes, key: str) -> Ingested:
+        """The payload template's fields as an event."""
+        settings = self.ctx.settings
+        return wandb_event(
+            raw,
+            received_at=datetime.now(UTC),
+            max_bytes=settings.max_event_bytes,
+            bucket=int(time.time() // settings.ingest_dedup_seconds),
         )

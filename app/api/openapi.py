@@ -19,6 +19,7 @@ from app import __version__
 from app.api.bodies import (
     AdHocDryRun,
     AutomationList,
+    DeliveryAccepted,
     DryRun,
     DryRunResult,
     ErrorBody,
@@ -42,6 +43,7 @@ _MODELS: list[tuple[type[BaseModel], Literal["validation", "serialization"]]] = 
     (AdHocDryRun, "validation"),
     (DryRunResult, "serialization"),
     (EventAccepted, "serialization"),
+    (DeliveryAccepted, "serialization"),
     (AutomationHistory, "serialization"),
     (ErrorBody, "serialization"),
 ]
@@ -68,6 +70,32 @@ def _ok(description: str, name: str, headers: dict[str, Any] | None = None) -> d
 
 _ID = {"name": "automation_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _SECURED: list[dict[str, list[str]]] = [{"bearer": []}]
+
+
+def _ingest(summary: str, operation: str, description: str) -> dict[str, Any]:
+    """A webhook ingest route: signed by the sender, no bearer token."""
+    return {
+        "post": {
+            "summary": summary,
+            "description": description,
+            "operationId": operation,
+            "security": [],
+            "requestBody": {"required": True, "content": {"application/json": {}}},
+            "responses": {
+                "200": _ok(
+                    "a repeat delivery, or one with no Hookstream event", "DeliveryAccepted"
+                ),
+                "202": _ok("the event written to Kafka", "DeliveryAccepted"),
+                "400": _error("not JSON, not an object, or empty"),
+                "401": _error("bad or missing signature, stale timestamp, or no secret set"),
+                "413": _error("over max_event_bytes"),
+                "422": _error("a field the mapping needs is missing or invalid"),
+                "503": _error("Kafka did not take the event"),
+            },
+        }
+    }
+
+
 _AUTH_ERRORS = {
     "401": _error("no or malformed Authorization header (a token is configured)"),
     "403": _error("wrong token, or (no token configured) a client beyond loopback"),
@@ -261,6 +289,19 @@ def _paths() -> dict[str, Any]:
                 },
             },
         },
+        "/ingest/mlflow": _ingest(
+            "Ingest an MLflow 3 webhook delivery",
+            "ingestMlflow",
+            "X-MLflow-Signature (v1, HMAC-SHA256 of delivery_id.timestamp.body with "
+            "ingest_mlflow_secret), X-MLflow-Timestamp within 5 minutes. The delivery id is "
+            "the idempotency key: a retry publishes nothing new (docs/contract.md).",
+        ),
+        "/ingest/wandb": _ingest(
+            "Ingest a W&B automation's webhook",
+            "ingestWandb",
+            "X-Wandb-Signature (base64 HMAC-SHA256 of the body with ingest_wandb_secret); "
+            "the body is the payload template of docs/contract.md.",
+        ),
         "/openapi.json": {
             "get": {
                 "summary": "This document",

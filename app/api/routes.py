@@ -10,12 +10,13 @@ from app.api.console.views import RecentDeadLetters
 from app.api.dryrun import dry_run_of_request
 from app.api.history_view import HistoryView
 from app.api.http import ApiContext, ApiView, HistoryReader, read_object
-from app.api.ingest_view import EventsView
+from app.api.ingest_view import EventsView, MlflowIngestView, WandbIngestView
 from app.api.openapi import openapi_bytes
 from app.api.problems import ApiError
 from app.api.query import parse_query, select
 from app.api.store import AppliedRules, AutomationStore, Send, WriteResult
 from app.api.validation import validate_automation
+from app.core.ingest import RecentDeliveries
 from app.core.matching import AutomationIndex
 from app.core.stored import stored_json
 from app.serialization import dumps
@@ -135,6 +136,8 @@ _ROUTES: tuple[tuple[str, type[ApiView]], ...] = (
     ("/automations/{automation_id}/test", AutomationTestView),
     ("/automations/{automation_id}/history", HistoryView),
     ("/events", EventsView),
+    ("/ingest/mlflow", MlflowIngestView),
+    ("/ingest/wandb", WandbIngestView),
     ("/openapi.json", OpenApiView),
 )
 
@@ -167,7 +170,14 @@ def define_api(
     if send is None:
         send = _producer_send(app)
     store = AutomationStore(settings, index, rulebook, send)
-    ctx = ApiContext(settings=settings, store=store, history=history, send=send, app=app)
+    ctx = ApiContext(
+        settings=settings,
+        store=store,
+        history=history,
+        send=send,
+        app=app,
+        deliveries=RecentDeliveries(settings.ingest_dedup_seconds),
+    )
     for path, view in _ROUTES:
         # A subclass per worker: two workers in one process (tests) keep their own context.
         bound = type(view.__name__, (view,), {"ctx": ctx, "__doc__": view.__doc__})

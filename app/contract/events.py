@@ -43,6 +43,7 @@ __all__ = [
     "EventTypeField",
     "Source",
     "parse_event",
+    "parse_object",
 ]
 
 
@@ -336,12 +337,13 @@ def _check_structure(raw: bytes, obj: dict[str, Any]) -> None:
         ) from None
 
 
-def parse_event(raw: bytes, max_bytes: int) -> tuple[Event, dict[str, Any]]:
-    """Validate one message; returns the event and the object as received."""
+def parse_object(raw: bytes, max_bytes: int, *, what: str = "event") -> dict[str, Any]:
+    """One message as a JSON object (size, UTF-8, JSON, object, depth, duplicate keys)."""
     size = len(raw)
     if size > max_bytes:
         raise InvalidEventError(
-            f"event is {size} bytes, over the {max_bytes}-byte limit", code=DeadLetterCode.TOO_LARGE
+            f"{what} is {size} bytes, over the {max_bytes}-byte limit",
+            code=DeadLetterCode.TOO_LARGE,
         )
     if size == 0:
         raise InvalidEventError("empty message", code=DeadLetterCode.EMPTY)
@@ -359,6 +361,12 @@ def parse_event(raw: bytes, max_bytes: int) -> tuple[Event, dict[str, Any]]:
         kind = _JSON_KINDS.get(type(obj), type(obj).__name__)
         raise InvalidEventError(f"not a JSON object (got {kind})", code=DeadLetterCode.NOT_OBJECT)
     _check_structure(bytes(raw), obj)
+    return obj
+
+
+def parse_event(raw: bytes, max_bytes: int) -> tuple[Event, dict[str, Any]]:
+    """Validate one message; returns the event and the object as received."""
+    obj = parse_object(raw, max_bytes)
     try:
         event = Event.model_validate(obj)
     except ValidationError as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.errors import HookstreamError
+from app.errors import HookstreamError, SignatureVerificationError
 
 __all__ = [
     "BlockedAddressError",
@@ -41,14 +41,6 @@ class BlockedTargetError(DispatchError):
 
 class BlockedAddressError(BlockedTargetError, OSError):
     """A resolved or connected address is refused; an OSError so aiohttp wraps it."""
-
-
-class SignatureVerificationError(HookstreamError):
-    """A received webhook fails signature verification; `reason` says why."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class ServiceStoppingError(HookstreamError):

@@ -1,34 +1,32 @@
 """Webhook signatures: Standard Webhooks (`webhook-signature`) and W&B (`X-Wandb-Signature`)."""
 
-# Standard Webhooks signs ``f"{id}.{timestamp}.{body}"`` with HMAC-SHA256 and sends
-# ``v1,<base64>``; several space-separated signatures are sent while a secret is
-# rotated. A secret written ``whsec_<base64>`` is base64-decoded to its key bytes, with
-# or without its `=` padding (as the Standard Webhooks libraries do); any other secret
-# is raw: its UTF-8 bytes are the key (the libraries' `bytes` secret, or JavaScript's
-# `{format: "raw"}`), because a bare string has no reliable mark of being base64.
-#
-# W&B sends the base64 HMAC-SHA256 of the body alone, keyed with the secret's text
-# as UTF-8 (W&B receivers do ``hmac.new(secret.encode(), body, sha256)``), so that
-# key is never ``whsec_``-decoded.
-#
-# A secret source value may hold several secrets separated by whitespace (newest
-# first): all of them sign `webhook-signature`; the first signs `X-Wandb-Signature`.
+# The signatures themselves are app.core.signatures (the ingest views verify with them).
 
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
-import hashlib
-import hmac
 import os
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-from app.dispatch.delivery_errors import SignatureVerificationError
+from app.core.signatures import (
+    DEFAULT_TOLERANCE_SECONDS,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    WANDB_SIGNATURE_HEADER,
+    WEBHOOK_ID_HEADER,
+    SecretInput,
+    decode_secret,
+    lower_headers,
+    parse_secrets,
+    sign,
+    sign_wandb,
+    verify,
+    verify_wandb,
+)
+from app.errors import SignatureVerificationError
 from app.serialization import JSONDecodeError, loads
 
 __all__ = [
@@ -50,144 +48,6 @@ __all__ = [
     "verify_wandb",
 ]
 
-WEBHOOK_ID_HEADER = "webhook-id"
-TIMESTAMP_HEADER = "webhook-timestamp"
-SIGNATURE_HEADER = "webhook-signature"
-WANDB_SIGNATURE_HEADER = "X-Wandb-Signature"
-DEFAULT_TOLERANCE_SECONDS = 300
-
-_WHSEC = "whsec_"
-
-#: A key as bytes, secret text (whitespace-separated for rotation), or a list of either.
-SecretInput = bytes | str | Sequence[bytes | str]
-
-
-def decode_secret(value: str) -> bytes:
-    """Key bytes of one secret: `whsec_<base64>` (padding optional) is decoded, else UTF-8."""
-    if not value.startswith(_WHSEC):
-        return value.encode("utf-8")
-    encoded = value[len(_WHSEC) :]
-    try:
-        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
-    except binascii.Error as exc:
-        raise ValueError("a whsec_ secret must be base64 after the prefix") from exc
-    if not key:
-        raise ValueError("a whsec_ secret must not be empty after the prefix")
-    return key
-
-
-def parse_secrets(value: str) -> list[str]:
-    """Split a secret source value into its secrets (whitespace-separated, newest first)."""
-    return value.split()
-
-
-def _keys(secrets: SecretInput) -> list[bytes]:
-    """Normalise every accepted secret form to a list of Standard Webhooks keys."""
-    if isinstance(secrets, bytes):
-        return [secrets]
-    if isinstance(secrets, str):
-        return [decode_secret(s) for s in parse_secrets(secrets)]
-    keys: list[bytes] = []
-    for item in secrets:
-        keys.extend(_keys(item))
-    return keys
-
-
-def _wandb_keys(secrets: SecretInput) -> list[bytes]:
-    """Normalise secrets to W&B keys: secret text as UTF-8, never whsec_-decoded."""
-    if isinstance(secrets, bytes):
-        return [secrets]
-    if isinstance(secrets, str):
-        return [s.encode("utf-8") for s in parse_secrets(secrets)]
-    keys: list[bytes] = []
-    for item in secrets:
-        keys.extend(_wandb_keys(item))
-    return keys
-
-
-def _digest(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
-    """Base64 HMAC-SHA256 over `id.timestamp.body`."""
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    return base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode("ascii")
-
-
-def sign(secrets: SecretInput, msg_id: str, timestamp: int, body: bytes) -> str:
-    """The `webhook-signature` value: `v1,<base64>` per key, space-separated."""
-    keys = _keys(secrets)
-    if not keys:
-        raise ValueError("at least one secret is needed to sign")
-    return " ".join(f"v1,{_digest(key, msg_id, timestamp, body)}" for key in keys)
-
-
-def sign_wandb(secret: bytes | str, body: bytes) -> str:
-    """The `X-Wandb-Signature` value: base64 HMAC-SHA256 of the body."""
-    key = secret.encode("utf-8") if isinstance(secret, str) else secret
-    return base64.b64encode(hmac.new(key, body, hashlib.sha256).digest()).decode("ascii")
-
-
-def _lower(headers: Mapping[str, str]) -> dict[str, str]:
-    """Header lookup is case-insensitive."""
-    return {name.lower(): value for name, value in headers.items()}
-
-
-def verify(
-    secrets: SecretInput,
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    tolerance: float = DEFAULT_TOLERANCE_SECONDS,
-    now: float | None = None,
-) -> None:
-    """Check Standard Webhooks headers; raise SignatureVerificationError if not authentic."""
-    keys = _keys(secrets)
-    if not keys:
-        raise SignatureVerificationError("no secret to verify with")
-    lowered = _lower(headers)
-    msg_id = lowered.get(WEBHOOK_ID_HEADER)
-    raw_ts = lowered.get(TIMESTAMP_HEADER)
-    raw_sigs = lowered.get(SIGNATURE_HEADER)
-    if not msg_id or raw_ts is None or raw_sigs is None:
-        raise SignatureVerificationError(
-            f"missing {WEBHOOK_ID_HEADER}, {TIMESTAMP_HEADER} or {SIGNATURE_HEADER} header"
-        )
-    raw_ts = raw_ts.strip()
-    if not raw_ts.isascii() or not raw_ts.isdigit():
-        raise SignatureVerificationError("webhook-timestamp is not an integer")
-    timestamp = int(raw_ts)
-    current = time.time() if now is None else now
-    if timestamp < current - tolerance:
-        raise SignatureVerificationError("webhook-timestamp is too old")
-    if timestamp > current + tolerance:
-        raise SignatureVerificationError("webhook-timestamp is too new")
-    offered = [
-        sig.removeprefix("v1,").encode("ascii", "replace")
-        for sig in raw_sigs.split()
-        if sig.startswith("v1,")
-    ]
-    # Compare every pair (no early exit) so the time does not say which one matched.
-    matched = False
-    for key in keys:
-        expected = _digest(key, msg_id, timestamp, body).encode("ascii")
-        for candidate in offered:
-            matched |= hmac.compare_digest(expected, candidate)
-    if not matched:
-        raise SignatureVerificationError("no matching signature")
-
-
-def verify_wandb(secrets: SecretInput, signature: str | None, body: bytes) -> None:
-    """Check an `X-Wandb-Signature` value; raise SignatureVerificationError if wrong."""
-    keys = _wandb_keys(secrets)
-    if not keys:
-        raise SignatureVerificationError("no secret to verify with")
-    if not signature:
-        raise SignatureVerificationError(f"missing {WANDB_SIGNATURE_HEADER} header")
-    candidate = signature.strip().encode("ascii", "replace")
-    matched = False
-    for key in keys:
-        matched |= hmac.compare_digest(sign_wandb(key, body).encode("ascii"), candidate)
-    if not matched:
-        raise SignatureVerificationError("no matching signature")
-
 
 def check_signatures(
     secrets: SecretInput, headers: Mapping[str, str], body: bytes, tolerance: float
@@ -196,7 +56,7 @@ def check_signatures(
 
     A scheme whose header is absent is left out, so `{}` means an unsigned request.
     """
-    lowered = _lower(headers)
+    lowered = lower_headers(headers)
     wandb_header = WANDB_SIGNATURE_HEADER.lower()
     verdicts: dict[str, str] = {}
     for scheme, header in (("standard", SIGNATURE_HEADER), ("wandb", wandb_header)):
@@ -334,7 +194,7 @@ def main_verify(
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=err)
         return 2
-    lowered = _lower(headers)
+    lowered = lower_headers(headers)
     scheme = args.scheme
     if scheme == "auto":
         scheme = "standard" if SIGNATURE_HEADER in lowered else "wandb"
