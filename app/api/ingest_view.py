@@ -23,6 +23,7 @@ from app.core.signatures import (
     verify_mlflow,
     verify_wandb,
 )
+from app.core.topics import event_destination
 from app.errors import InvalidEventError, SignatureVerificationError
 
 __all__ = ["EventsView", "MlflowIngestView", "WandbIngestView"]
@@ -33,9 +34,9 @@ class _IngestView(ApiView):
 
     async def publish(self, event: Event, raw: bytes) -> dict[str, Any]:
         """Produce to the event's topic keyed by collection path; where it went."""
-        topic = self.ctx.settings.event_topic(registry=event.is_registry_event)
+        topic, key = event_destination(self.ctx.settings, event)
         try:
-            partition, offset = await self.ctx.send(topic, event.collection_path.encode(), raw)
+            partition, offset = await self.ctx.send(topic, key, raw)
         except Exception as exc:  # any producer failure: the event was not taken
             raise ApiError(503, f"could not write the event to Kafka: {exc}") from exc
         return {

@@ -123,9 +123,6 @@ def _event_from_flags(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     """Publish events (a JSON file, JSON lines, or one built from flags)."""
-    from app.contract.events import parse_event
-    from app.kafka.clients import produce
-
     settings = _settings()
     if args.file:
         text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
@@ -150,23 +147,37 @@ def cmd_publish(args: argparse.Namespace) -> int:
             )
             return 2
         raws = [serialization.dumps(_event_from_flags(args))]
-    by_topic: dict[str, list[tuple[bytes | None, bytes | None]]] = {}
+    return asyncio.run(_publish(settings, raws, topic=args.topic, raw_ok=args.raw))
+
+
+async def _publish(
+    settings: Settings, raws: list[bytes], *, topic: str | None, raw_ok: bool
+) -> int:
+    """Valid events through the producer library; with --raw, invalid ones as they are."""
+    from app.contract.events import Event, parse_event
+    from app.kafka.clients import produce
+    from app.producer import AsyncProducer
+
+    events: list[tuple[Event, dict[str, Any]]] = []
+    invalid: list[tuple[bytes | None, bytes | None]] = []
     for raw in raws:
         try:
-            event, _ = parse_event(raw, settings.max_event_bytes)
+            event, obj = parse_event(raw, settings.max_event_bytes)
         except HookstreamError as exc:
-            if not args.raw:
+            if not raw_ok:
                 print(f"invalid event: {exc}", file=sys.stderr)
                 return 1
-            by_topic.setdefault(args.topic or settings.artifact_events_topic, []).append(
-                (None, raw)
-            )
+            invalid.append((None, raw))
             continue
-        topic = args.topic or settings.event_topic(registry=bool(event.registry))
-        by_topic.setdefault(topic, []).append((event.collection_path.encode(), raw))
-        print(f"{topic} <- {event.event_type.value} {event.event_id} ({event.collection_path})")
-    for topic, records in by_topic.items():
-        asyncio.run(produce(settings.kafka_bootstrap_servers, topic, records))
+        events.append((event, obj))
+    async with AsyncProducer(settings, client_id="hookstream-publish") as producer:
+        for event, obj in events:
+            sent = await producer.publish(obj, topic=topic)
+            print(f"{sent.topic} <- {sent.event_type} {sent.event_id} ({event.collection_path})")
+    if invalid:
+        await produce(
+            settings.kafka_bootstrap_servers, topic or settings.artifact_events_topic, invalid
+        )
     return 0
 
 

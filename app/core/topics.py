@@ -1,4 +1,4 @@
-"""Topic names of one dispatcher service: its action topic, retry tiers and state topics."""
+"""Where records go: an event's topic and key; one dispatcher's action, retry and state topics."""
 
 from __future__ import annotations
 
@@ -6,11 +6,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
+    from app.contract.events import Event
     from app.settings import Settings
 
-__all__ = ["DispatchKind", "DispatchTopics", "dispatch_topics"]
+__all__ = ["DispatchKind", "DispatchTopics", "dispatch_topics", "event_destination"]
 
 DispatchKind = Literal["webhook", "notification"]
+
+
+def event_destination(settings: Settings, event: Event) -> tuple[str, bytes]:
+    """The topic and key of an event: registry-events when it names a registry, else
+    artifact-events, keyed by collection path (so one collection stays in order)."""
+    topic = settings.event_topic(registry=event.is_registry_event)
+    return topic, event.collection_path.encode()
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Self
 
+from pydantic import SecretStr
+
 from app import serialization
 from app.kafka.clients import produce
 from app.settings import Settings
@@ -33,13 +35,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a child process read the same settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKSTREAM_")}
-    for name, value in settings.model_dump(exclude={"api_token"}).items():
+    for name, value in settings.model_dump().items():
         if isinstance(value, dict | list) or value is None:
             continue
+        if isinstance(value, SecretStr):  # the token and the ingest secrets
+            value = value.get_secret_value()
         env[f"HOOKSTREAM_{name.upper()}"] = str(value)
     env["KAFKA_BOOTSTRAP_SERVERS"] = settings.kafka_bootstrap_servers
-    if settings.api_token is not None:
-        env["HOOKSTREAM_API_TOKEN"] = settings.api_token.get_secret_value()
     return env
 
 

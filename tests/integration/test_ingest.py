@@ -1,0 +1,143 @@
+"""Platforms as sources on a real broker and worker: MLflow 3 and W&B webhooks, the producer.
+
+Each delivery becomes an event on registry-events and a job on actions.webhook; repeated
+deliveries give one event and one job.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from app.producer import Producer
+from app.settings import Settings
+from tests.integration.api_support import Reply, http, webhook_automation
+from tests.integration.harness import WorkerProcess, consume
+from tests.support import eventually, module_settings
+from tests.webhook_senders import Delivery, mlflow_delivery, wandb_delivery, wandb_payload
+
+TOKEN = "ingest-test-token"
+MLFLOW_SECRET = "mlflow-integration-secret"
+WANDB_SECRET = "wandb-integration-secret"
+
+
+@pytest.fixture(scope="module")
+def settings(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Own topics and group; both ingest secrets; a token (ingest must not need it)."""
+    return module_settings(
+        kafka_bootstrap,
+        tmp_path_factory.mktemp("ingest"),
+        api_token=TOKEN,
+        ingest_mlflow_secret=MLFLOW_SECRET,
+        ingest_wandb_secret=WANDB_SECRET,
+    )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def automations(worker: WorkerProcess) -> None:
+    """A webhook automation on alias events of MLflow's registry and of acme's."""
+    for automation in (
+        webhook_automation(
+            "mlflow-champion",
+            scope={"type": "registry", "entity": "mlflow", "registry": "mlflow"},
+            filter={"alias": "champion"},
+        ),
+        webhook_automation("acme-production"),
+    ):
+        reply = http("POST", worker.url + "/automations", automation, token=TOKEN)
+        assert reply.status == 201, reply.body
+
+
+def post(worker: WorkerProcess, path: str, delivery: Delivery) -> Reply:
+    """POST a signed delivery as the platform sends it (no bearer token)."""
+    return http("POST", worker.url + path, raw=delivery.body, headers=delivery.headers)
+
+
+def records_of(settings: Settings, topic: str, event_id: str) -> list[dict[str, Any]]:
+    """Every record on `topic` carrying `event_id`, once the first arrived (then a settle)."""
+
+    def found() -> list[dict[str, Any]] | None:
+        records = consume(settings, topic, expect=0, settle=0.5)
+        mine = [value for _, value in records if value.get("event_id") == event_id]
+        return mine or None
+
+    first = eventually(found, timeout=30)
+    # Whatever a repeat would have added has arrived by now too.
+    again = consume(settings, topic, expect=len(first), settle=2.0)
+    return [value for _, value in again if value.get("event_id") == event_id]
+
+
+def test_mlflow_signed_alias_created_becomes_one_job_however_often_delivered(
+    worker: WorkerProcess, settings: Settings
+) -> None:
+    """MLflow's own signed model_version_alias.created: 202, then 200 duplicate twice;
+    one event on registry-events and one job on actions.webhook for it."""
+    delivery = mlflow_delivery(
+        "model_version_alias.created",
+        {"name": "fraud", "alias": "champion", "version": "4"},
+        MLFLOW_SECRET,
+    )
+    replies = [post(worker, "/ingest/mlflow", delivery) for _ in range(3)]
+    assert [r.status for r in replies] == [202, 200, 200], [r.body for r in replies]
+    event_id = replies[0].json["event_id"]
+    [event] = records_of(settings, settings.registry_events_topic, event_id)
+    assert event["artifact"]["version"] == 4
+    [job] = records_of(settings, settings.webhook_topic, event_id)
+    assert job["automation_id"] == "mlflow-champion"
+    assert (
+        job["action"]["payload"]
+        == '{"model": "mlflow/wandb-registry-mlflow/fraud:v4", "alias": "champion"}'
+    )
+
+
+def test_mlflow_forged_delivery_is_401_and_publishes_nothing(
+    worker: WorkerProcess, settings: Settings
+) -> None:
+    """Signed with another secret: 401, and no event for its delivery id."""
+    delivery = mlflow_delivery(
+        "model_version_alias.created",
+        {"name": "fraud", "alias": "champion", "version": "5"},
+        "not-the-secret",
+    )
+    reply = post(worker, "/ingest/mlflow", delivery)
+    assert reply.status == 401
+    event_id = f"mlflow-{delivery.headers['X-MLflow-Delivery-Id']}"
+    records = consume(settings, settings.registry_events_topic, expect=0, settle=1.0)
+    assert all(value.get("event_id") != event_id for _, value in records)
+
+
+def test_wandb_signed_delivery_becomes_one_job_however_often_delivered(
+    worker: WorkerProcess, settings: Settings
+) -> None:
+    """A W&B automation's webhook (the documented template, X-Wandb-Signature), twice:
+    one event, one job."""
+    delivery = wandb_delivery(
+        wandb_payload(
+            artifact_collection_name="wandb-src",
+            artifact_version_string="acme/wandb-registry-model/wandb-src:v2",
+        ),
+        WANDB_SECRET,
+    )
+    first = post(worker, "/ingest/wandb", delivery)
+    second = post(worker, "/ingest/wandb", delivery)
+    assert (first.status, second.status) == (202, 200), (first.body, second.body)
+    event_id = first.json["event_id"]
+    [job] = records_of(settings, settings.webhook_topic, event_id)
+    assert job["automation_id"] == "acme-production"
+    assert "acme/wandb-registry-model/wandb-src:v2" in job["action"]["payload"]
+    assert len(records_of(settings, settings.registry_events_topic, event_id)) == 1
+
+
+def test_producer_library_event_becomes_a_job(worker: WorkerProcess, settings: Settings) -> None:
+    """Producer.add_alias: the event lands on registry-events keyed by collection path and
+    the worker turns it into a job."""
+    with Producer(settings, entity="acme", registry="model", author="registry-service") as p:
+        sent = p.add_alias("producer-src", 7, "production")
+    assert sent.topic == settings.registry_events_topic
+    records = consume(settings, settings.registry_events_topic, expect=0, settle=1.0)
+    keys = [key for key, value in records if value.get("event_id") == sent.event_id]
+    assert keys == [b"acme/wandb-registry-model/producer-src"]
+    [job] = records_of(settings, settings.webhook_topic, sent.event_id)
+    assert job["automation_id"] == "acme-production"
+    assert "producer-src:v7" in job["action"]["payload"]
