@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import random
+import time
 import urllib.error
 import urllib.request
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -22,9 +24,11 @@ import pytest
 from aiokafka.errors import MessageSizeTooLargeError
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
+from pydantic import SecretStr
 
 from app.core.matching import AutomationIndex
 from app.core.pipeline import MemoryAliasStore, Pipeline, SourceInfo
+from app.core.signatures import WANDB_SIGNATURE_HEADER, sign, sign_wandb
 from app.kafka.clients import produce
 from app.serialization import dumps
 from app.settings import Settings
@@ -261,9 +265,11 @@ def test_hostile_messages_all_reach_the_dead_letter_topic_and_good_events_still_
     assert "Crashed" not in worker.log_path.read_text(errors="replace"), "no agent crashed"
 
 
-def post(url: str, body: bytes, *, chunked: bool = False) -> int:
+def post(
+    url: str, body: bytes, *, chunked: bool = False, headers: dict[str, str] | None = None
+) -> int:
     """POST a body; the HTTP status (a refused connection counts as 0)."""
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **(headers or {})}
     data: bytes | Any = body
     if chunked:  # no Content-Length: the server must stop reading at its limit
         data = iter([body[i : i + 65536] for i in range(0, len(body), 65536)])
@@ -325,3 +331,148 @@ def test_hostile_bodies_on_post_events_are_refused_with_4xx_and_never_reach_kafk
     assert sorted(e["event_id"] for e in written) == sorted(e["event_id"] for e in good)
     assert worker.http_status("/healthz") == 200
     assert "Crashed" not in worker.log_path.read_text(errors="replace")
+
+
+MLFLOW_SECRET = "hostile-mlflow-secret"
+WANDB_SECRET = "hostile-wandb-secret"
+
+
+def mlflow_headers(body: bytes, *, secret: str = MLFLOW_SECRET, age: int = 0) -> dict[str, str]:
+    """Headers MLflow would send for `body`: signed by MLflow's own function when the body
+    is text (as MLflow's always is), else by the same HMAC over the raw bytes."""
+    from mlflow.webhooks.delivery import _generate_hmac_signature
+
+    delivery_id, timestamp = str(uuid.uuid4()), int(time.time()) - age
+    try:
+        signature = _generate_hmac_signature(secret, delivery_id, str(timestamp), body.decode())
+    except UnicodeDecodeError:
+        signature = sign(secret.encode(), delivery_id, timestamp, body)
+    return {
+        "X-MLflow-Delivery-Id": delivery_id,
+        "X-MLflow-Timestamp": str(timestamp),
+        "X-MLflow-Signature": signature,
+    }
+
+
+def ingest_shaped(good: dict[str, Any]) -> list[bytes]:
+    """Hostile bodies shaped like MLflow envelopes and W&B template payloads."""
+    alias = {"entity": "model_version_alias", "action": "created", "timestamp": "now"}
+    wandb = {
+        "event_type": "ADD_ARTIFACT_ALIAS",
+        "artifact_version_string": "acme/wandb-registry-model/m:v1",
+        "alias": "production",
+    }
+    return [
+        dumps({**alias, "data": None}),
+        dumps({**alias, "data": []}),
+        dumps({**alias, "data": {"name": "m", "alias": "a", "version": "-1"}}),
+        dumps({**alias, "data": {"name": "m", "alias": "a", "version": "1e9"}}),
+        dumps({**alias, "data": {"name": "m/x", "alias": "a", "version": "1"}}),
+        dumps({**alias, "data": {"name": "m", "alias": "a\x00", "version": "1"}}),
+        dumps({**alias, "data": {"name": "m", "alias": 7, "version": "1"}}),
+        dumps({**alias, "data": {"name": "m", "alias": "a", "version": "9" * 40}}),
+        dumps({**alias, "workspace": "w/x", "data": {"name": "m", "alias": "a", "version": "1"}}),
+        dumps({"entity": "model_version", "action": "created", "data": {"name": "m"}}),
+        dumps(
+            {
+                "entity": "model_version",
+                "action": "created",
+                "data": {"name": "m", "version": "1", "tags": ["x"]},
+            }
+        ),
+        dumps({"entity": "prompt", "action": "exploded", "data": {}}),
+        dumps({**wandb, "artifact_version_string": "acme/m:v1"}),
+        dumps({**wandb, "artifact_version_string": "a/b/c:vX"}),
+        dumps({**wandb, "event_type": "RUN_STATE"}),
+        dumps({**wandb, "event_type": 3}),
+        dumps({**wandb, "entity_name": "a/b"}),
+        dumps({**wandb, "artifact_type": ["x"]}),
+        dumps({**wandb, "alias": {"$ne": 1}}),
+        dumps(good),  # a Hookstream event is not a delivery
+    ]
+
+
+def test_hostile_deliveries_on_webhook_ingest_get_4xx_and_never_reach_kafka(
+    fault_settings: Settings,
+    start_fault_worker: Callable[..., FaultWorker],
+    uid: str,
+    fault_report: Report,
+) -> None:
+    """/ingest/mlflow and /ingest/wandb: every hostile body, signed or not, gets 400, 401,
+    413 or 422 and writes nothing; a stale or forged delivery is 401; good ones get 202."""
+    settings_ = fault_settings.model_copy(
+        update={
+            "ingest_mlflow_secret": SecretStr(MLFLOW_SECRET),
+            "ingest_wandb_secret": SecretStr(WANDB_SECRET),
+        }
+    )
+    template = workload(1, prefix=f"ingest-{uid}")[0]
+    bodies = [raw for _, raw in hand_made(settings_, template) if raw is not None]
+    bodies += [raw for kind, raw in generate(60, random.randrange(2**32)) if kind == "bytes"]
+    bodies += ingest_shaped(template)
+    worker = start_fault_worker(settings_, name="ingest")
+    mlflow_url, wandb_url = worker.url + "/ingest/mlflow", worker.url + "/ingest/wandb"
+    signed = Counter[int]()
+    for body in bodies:
+        signed[post(mlflow_url, body, headers=mlflow_headers(body))] += 1
+        signed[
+            post(wandb_url, body, headers={WANDB_SIGNATURE_HEADER: sign_wandb(WANDB_SECRET, body)})
+        ] += 1
+    good_alias = dumps(
+        {
+            "entity": "model_version_alias",
+            "action": "created",
+            "timestamp": "2026-12-01T12:00:00+00:00",
+            "data": {"name": f"good-{uid}", "alias": "champion", "version": "2"},
+        }
+    )
+    forged = [
+        post(mlflow_url, good_alias, headers=mlflow_headers(good_alias, secret="wrong")),
+        post(mlflow_url, good_alias, headers=mlflow_headers(good_alias, age=301)),
+        post(mlflow_url, good_alias),
+        post(wandb_url, good_alias, headers={WANDB_SIGNATURE_HEADER: "AAAA"}),
+        post(wandb_url, good_alias),
+    ]
+    big = b'{"blob": "' + b"z" * (10 * 1024 * 1024) + b'"}'
+    too_big = [
+        post(mlflow_url, big, headers=mlflow_headers(big)),
+        post(wandb_url, big, chunked=True),
+    ]
+    good_payload = dumps(
+        {
+            "event_type": "ADD_ARTIFACT_ALIAS",
+            "artifact_version_string": f"acme/wandb-registry-model/good-{uid}:v1",
+            "alias": "production",
+        }
+    )
+    accepted = [
+        post(mlflow_url, good_alias, headers=mlflow_headers(good_alias)),
+        post(
+            wandb_url,
+            good_payload,
+            headers={WANDB_SIGNATURE_HEADER: sign_wandb(WANDB_SECRET, good_payload)},
+        ),
+    ]
+    with TopicReader(
+        settings_.kafka_bootstrap_servers,
+        [settings_.registry_events_topic, settings_.artifact_events_topic],
+    ) as reader:
+        reader.wait(lambda r: r.count() >= 2, timeout=30)
+        reader.wait(lambda r: False, timeout=1.0)
+        written = [r.json() for r in reader.records()]
+    fault_report.add(
+        "4c. hostile webhook ingest",
+        events_sent=2 * len(bodies) + len(forged) + len(too_big) + len(accepted),
+        notes=(
+            f"{len(bodies)} hostile bodies to each endpoint, signed: statuses "
+            f"{dict(sorted(signed.items()))}; forged or stale {forged}; 10 MB {too_big}; "
+            f"good {accepted}; {len(written)} records reached Kafka"
+        ),
+    )
+    assert set(signed) <= {400, 413, 422}, signed
+    assert forged == [401] * 5
+    assert too_big == [413, 413]
+    assert accepted == [202, 202]
+    assert sorted(e["artifact"]["collection"] for e in written) == [f"good-{uid}"] * 2
+    assert worker.http_status("/healthz") == 200
+    assert "Traceback" not in worker.log_path.read_text(errors="replace")
