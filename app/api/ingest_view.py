@@ -16,6 +16,8 @@ from app.api.events import event_refusal, parse_http_event
 from app.api.http import ApiView, read_body
 from app.api.problems import ApiError
 from app.contract.events import Event
+from app.core.cloudevents import from_http as cloudevent_from_http
+from app.core.cloudevents import is_cloudevent
 from app.core.ingest import Ingested, mlflow_event, wandb_event
 from app.core.signatures import (
     DEFAULT_TOLERANCE_SECONDS,
@@ -71,6 +73,13 @@ class EventsView(_IngestView):
         """Validate like the workers do, produce keyed by collection path: 202."""
         settings = self.ctx.settings
         raw = await read_body(request, settings.max_event_bytes)
+        if is_cloudevent(request.headers):
+            # CloudEvents binary or structured mode: the event is the data; Kafka gets
+            # the plain event, as if it had been posted as one.
+            try:
+                raw = cloudevent_from_http(request.headers, raw)
+            except InvalidEventError as exc:
+                raise event_refusal(exc) from None
         event, _ = parse_http_event(raw, settings.max_event_bytes)
         return self.reply(await self.publish(event, raw), status=202)
 

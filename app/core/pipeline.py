@@ -21,6 +21,7 @@ from app.contract.dead_letters import DeadLetter, DeadLetterCode, DeadLetterHead
 from app.contract.events import Event, EventType, parse_event
 from app.contract.jobs import ActionJob, job_id, parse_action_job
 from app.contract.timestamps import iso_z
+from app.core.cloudevents import from_kafka
 from app.core.documents import filter_document, template_variables
 from app.core.matching import AutomationIndex, CompiledAutomation
 from app.errors import ConfigError, InvalidAutomationError, InvalidEventError, JobTooLargeError
@@ -321,7 +322,10 @@ class Pipeline:
             error = InvalidEventError("null message value", code=DeadLetterCode.EMPTY)
             return self._dead_letter(raw, source, error)
         try:
-            event, received = parse_event(raw, self.max_event_bytes)
+            # A CloudEvent (ce_ headers or a structured content type) carries the event
+            # as its data; a record without headers is the event itself.
+            payload = from_kafka(source.headers, raw) if source.headers else raw
+            event, received = parse_event(payload, self.max_event_bytes)
         except InvalidEventError as exc:
             return self._dead_letter(raw, source, exc)
         previous = update_alias_pointers(event, aliases)

@@ -13,6 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from app.serialization import dumps, loads
+from tests.factories import event_dict
 from tests.functional.test_api_views import Rig
 from tests.webhook_senders import mlflow_delivery, wandb_delivery, wandb_payload
 
@@ -189,4 +190,48 @@ async def test_ingest_body_over_the_event_limit_is_413(
     for path in ("/ingest/mlflow", "/ingest/wandb"):
         response = await client.post(path, data=big)
         assert response.status == 413, path
+    assert rig.writes.writes == []
+
+
+@pytest.mark.parametrize("mode", ["binary", "structured"])
+async def test_post_events_takes_a_cloudevent_in_either_mode(
+    rig: Rig, client: TestClient[Any, Any], mode: str
+) -> None:
+    """A CloudEvent built by the `cloudevents` package: Kafka gets the plain event, its
+    id from the CloudEvent's `id`."""
+    from cloudevents.core.bindings import http
+    from cloudevents.core.v1.event import CloudEvent
+
+    data = event_dict()
+    del data["event_id"]
+    cloud = CloudEvent(
+        attributes={"type": "com.example.ADD_ARTIFACT_ALIAS", "source": "/r", "id": "ce-9"},
+        data=data,
+    )
+    make = http.to_binary_event if mode == "binary" else http.to_structured_event
+    message = make(cloud)
+    response = await client.post(
+        "/events",
+        data=message.body,
+        headers={**message.headers, "Authorization": "Bearer a-token-ingest-does-not-need"},
+    )
+    assert response.status == 202, await response.text()
+    [write] = rig.writes.writes
+    assert write.value is not None
+    event = loads(write.value)
+    assert event["event_id"] == "ce-9"
+    assert "specversion" not in event
+
+
+async def test_post_events_malformed_cloudevent_is_422(
+    rig: Rig, client: TestClient[Any, Any]
+) -> None:
+    """ce- headers without the required attributes: 422 with the reason, nothing written."""
+    response = await client.post(
+        "/events",
+        data=dumps(event_dict()),
+        headers={"ce-specversion": "1.0", "Authorization": "Bearer a-token-ingest-does-not-need"},
+    )
+    assert response.status == 422, await response.text()
+    assert "not a CloudEvent" in (await response.json())["error"]
     assert rig.writes.writes == []

@@ -6,12 +6,15 @@ deliveries give one event and one job.
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from typing import Any
 
 import pytest
 
 from app.producer import Producer
 from app.settings import Settings
+from tests.factories import event_dict
 from tests.integration.api_support import Reply, http, webhook_automation
 from tests.integration.harness import WorkerProcess, consume
 from tests.support import eventually, module_settings
@@ -141,3 +144,46 @@ def test_producer_library_event_becomes_a_job(worker: WorkerProcess, settings: S
     [job] = records_of(settings, settings.webhook_topic, sent.event_id)
     assert job["automation_id"] == "acme-production"
     assert "producer-src:v7" in job["action"]["payload"]
+
+
+def test_cloudevent_records_in_binary_and_structured_mode_become_jobs(
+    worker: WorkerProcess, settings: Settings
+) -> None:
+    """Records the `cloudevents` package builds (ce_ headers; application/cloudevents+json)
+    on registry-events: the worker reads the event in the data and emits its job."""
+    from cloudevents.core.bindings import kafka
+    from cloudevents.core.v1.event import CloudEvent
+
+    from app.kafka.clients import producer
+
+    messages = []
+    for mode in ("binary", "structured"):
+        data = event_dict(artifact={"collection": f"ce-{mode}"})
+        del data["event_id"]
+        cloud = CloudEvent(
+            attributes={
+                "type": "com.example.registry.ADD_ARTIFACT_ALIAS",
+                "source": "/registry",
+                "id": f"ce-{mode}-{uuid.uuid4().hex[:6]}",
+                "datacontenttype": "application/json",
+            },
+            data=data,
+        )
+        make = kafka.to_binary_event if mode == "binary" else kafka.to_structured_event
+        messages.append((cloud.get_id(), make(cloud)))
+
+    async def send() -> None:
+        async with producer(settings.kafka_bootstrap_servers) as prod:
+            for _, message in messages:
+                await prod.send_and_wait(
+                    settings.registry_events_topic,
+                    message.value,
+                    key=b"acme/wandb-registry-model/ce",
+                    headers=list(message.headers.items()),
+                )
+
+    asyncio.run(send())
+    for event_id, _ in messages:
+        [job] = records_of(settings, settings.webhook_topic, event_id)
+        assert job["automation_id"] == "acme-production"
+        assert job["event"]["event_id"] == event_id

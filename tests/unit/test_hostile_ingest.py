@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.api.events import event_error_status
+from app.core.cloudevents import from_http, from_kafka
 from app.core.ingest import Ingested, mlflow_event, wandb_event
 from app.core.signatures import verify_mlflow, verify_wandb
 from app.errors import InvalidEventError, SignatureVerificationError
@@ -158,3 +159,42 @@ def test_hostile_wandb_signatures_only_fail_verification(signature: str | None) 
     """Any X-Wandb-Signature value that is not the body's HMAC: SignatureVerificationError."""
     with pytest.raises(SignatureVerificationError):
         verify_wandb("secret", signature, b"{}")
+
+
+def refusal(call: Any) -> str:
+    """ "" when `call` gives event bytes; the reason when it refuses with InvalidEventError."""
+    try:
+        out = call()
+    except InvalidEventError as exc:
+        return exc.reason if exc.reason else "<no reason>"
+    return "" if isinstance(out, bytes) else "<not bytes>"
+
+
+CE_HEADERS = st.dictionaries(
+    st.sampled_from(
+        ["ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "content-type", "ce_x"]
+    ),
+    st.binary(max_size=30) | st.sampled_from([b"1.0", b"0.3", b"application/cloudevents+json"]),
+    max_size=7,
+)
+
+
+@HYPOTHESIS
+@given(CE_HEADERS, st.binary(max_size=200) | JSON.map(dumps))
+def test_hostile_cloudevents_on_kafka_are_refused_with_a_reason(
+    headers: dict[str, bytes], value: bytes
+) -> None:
+    """Any ce_ headers and value: the event bytes, or InvalidEventError (a dead letter)."""
+    reason = refusal(lambda: from_kafka(headers, value))
+    assert reason == "" or reason.startswith(("not a CloudEvent", "CloudEvent data")), reason
+
+
+@HYPOTHESIS
+@given(CE_HEADERS, st.binary(max_size=200))
+def test_hostile_cloudevents_over_http_are_refused_with_a_reason(
+    headers: dict[str, bytes], body: bytes
+) -> None:
+    """The same over HTTP (ce- headers): bytes out or InvalidEventError, nothing else."""
+    text = {k.replace("ce_", "ce-"): v.decode("latin-1") for k, v in headers.items()}
+    reason = refusal(lambda: from_http(text, body))
+    assert reason == "" or reason.startswith(("not a CloudEvent", "CloudEvent data")), reason
