@@ -325,6 +325,9 @@ class Automation(BaseModel):
         ),
     ] = None
     action: Action
+    # `cloudevents`: each job record also carries CloudEvents 1.0 binary-mode `ce_`
+    # headers (the value stays the job JSON), for consumers that route CloudEvents.
+    job_format: Literal["json", "cloudevents"] = "json"
     revision: Annotated[StrictInt, Field(ge=1)] = 1
     created_at: AwareDatetime | None = None
     updated_at: AwareDatetime | None = None

@@ -20,15 +20,25 @@ from cloudevents.core.base import BaseCloudEvent
 from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
 
 from app.contract.dead_letters import DeadLetterCode
 from app.errors import InvalidEventError
 from app.serialization import JSONDecodeError, dumps, loads
 
-__all__ = ["STRUCTURED_CONTENT_TYPE", "from_http", "from_kafka", "is_cloudevent"]
+__all__ = [
+    "JOB_TYPE_PREFIX",
+    "STRUCTURED_CONTENT_TYPE",
+    "from_http",
+    "from_kafka",
+    "is_cloudevent",
+    "job_headers",
+]
 
 STRUCTURED_CONTENT_TYPE: Final = "application/cloudevents+json"
 _FORMAT: Final = JSONFormat()
+#: The CloudEvent `type` of a job is this plus its action type (`...job.webhook`).
+JOB_TYPE_PREFIX: Final = "io.hookstream.job."
 
 
 def is_cloudevent(headers: Mapping[str, str]) -> bool:
@@ -92,3 +102,23 @@ def from_kafka(
         return value
     message = ce_kafka.KafkaMessage(headers=decoded, key=None, value=value)
     return _event_bytes(lambda: ce_kafka.from_kafka(message, _FORMAT))
+
+
+def job_headers(
+    job_id: str, automation_id: str, action_type: str, event_id: str, created_at: datetime
+) -> list[tuple[str, bytes]]:
+    """CloudEvents binary-mode `ce_` headers of a job record (its value is the data):
+    id the job id, source the automation, type by action, subject the event id."""
+    cloud = CloudEvent(
+        attributes={
+            "id": job_id,
+            "source": f"/hookstream/automations/{automation_id}",
+            "type": JOB_TYPE_PREFIX + action_type,
+            "subject": event_id,
+            "time": created_at,
+            "datacontenttype": "application/json",
+        },
+        data=None,
+    )
+    message = ce_kafka.to_binary_event(cloud)
+    return list(message.headers.items())

@@ -21,7 +21,7 @@ from app.contract.dead_letters import DeadLetter, DeadLetterCode, DeadLetterHead
 from app.contract.events import Event, EventType, parse_event
 from app.contract.jobs import ActionJob, job_id, parse_action_job
 from app.contract.timestamps import iso_z
-from app.core.cloudevents import from_kafka
+from app.core.cloudevents import from_kafka, job_headers
 from app.core.documents import filter_document, template_variables
 from app.core.matching import AutomationIndex, CompiledAutomation
 from app.errors import ConfigError, InvalidAutomationError, InvalidEventError, JobTooLargeError
@@ -132,6 +132,8 @@ class Outbound:
     value: bytes
     action_type: str
     automation_id: str
+    # CloudEvents `ce_` headers when the automation's job_format asks for them.
+    headers: list[tuple[str, bytes]] | None = None
     _job: ActionJob | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -388,8 +390,17 @@ class Pipeline:
             raise JobTooLargeError(
                 f"job is {len(value)} bytes, over the {self.max_job_bytes}-byte record limit"
             )
+        headers = None
+        if compiled.automation.job_format == "cloudevents":
+            headers = job_headers(
+                fields["job_id"],
+                compiled.id,
+                action_type,
+                event_id,
+                datetime.fromisoformat(common["created_at"]),
+            )
         result.outbounds.append(
-            Outbound(topic, compiled.id.encode(), value, action_type, compiled.id)
+            Outbound(topic, compiled.id.encode(), value, action_type, compiled.id, headers)
         )
 
     def _dead_letter(

@@ -78,7 +78,7 @@ class EventPath:
             # `send` only queues the record (it waits only while the producer's buffer
             # is full); delivery is awaited once per batch, by the acknowledgements.
             for out in result.outbounds:
-                sent.append(await send(out.topic, out.value, out.key, None))
+                sent.append(await send(out.topic, out.value, out.key, out.headers))
             if result.dead_letter is not None:
                 sent.append(await send(dlq, result.dead_letter, message.key, None))
             if result.failures:

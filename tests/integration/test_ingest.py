@@ -17,7 +17,7 @@ from app.settings import Settings
 from tests.factories import event_dict
 from tests.integration.api_support import Reply, http, webhook_automation
 from tests.integration.harness import WorkerProcess, consume
-from tests.support import eventually, module_settings
+from tests.support import TopicReader, eventually, module_settings
 from tests.webhook_senders import Delivery, mlflow_delivery, wandb_delivery, wandb_payload
 
 TOKEN = "ingest-test-token"
@@ -47,6 +47,12 @@ def automations(worker: WorkerProcess) -> None:
             filter={"alias": "champion"},
         ),
         webhook_automation("acme-production"),
+        webhook_automation(
+            "mlflow-cloudevents",
+            scope={"type": "registry", "entity": "mlflow", "registry": "mlflow"},
+            filter={"alias": "ce-alias"},
+            job_format="cloudevents",
+        ),
     ):
         reply = http("POST", worker.url + "/automations", automation, token=TOKEN)
         assert reply.status == 201, reply.body
@@ -187,3 +193,33 @@ def test_cloudevent_records_in_binary_and_structured_mode_become_jobs(
         [job] = records_of(settings, settings.webhook_topic, event_id)
         assert job["automation_id"] == "acme-production"
         assert job["event"]["event_id"] == event_id
+
+
+def test_automation_asking_for_cloudevents_gets_jobs_with_ce_headers(
+    worker: WorkerProcess, settings: Settings
+) -> None:
+    """job_format cloudevents: the job on actions.webhook carries ce_ headers that the
+    `cloudevents` package reads as a CloudEvent whose id is the job id."""
+    from cloudevents.core.bindings import kafka
+
+    delivery = mlflow_delivery(
+        "model_version_alias.created",
+        {"name": "fraud", "alias": "ce-alias", "version": "6"},
+        MLFLOW_SECRET,
+    )
+    reply = post(worker, "/ingest/mlflow", delivery)
+    assert reply.status == 202, reply.body
+    event_id = reply.json["event_id"]
+    [job] = records_of(settings, settings.webhook_topic, event_id)
+    with TopicReader(settings.kafka_bootstrap_servers, [settings.webhook_topic]) as reader:
+        assert reader.wait(
+            lambda r: any(x.json().get("event_id") == event_id for x in r.records()), 30
+        )
+        [record] = [x for x in reader.records() if x.json().get("event_id") == event_id]
+    message = kafka.KafkaMessage(
+        headers=dict(record.headers), key=record.key, value=record.value or b""
+    )
+    cloud = kafka.from_binary_event(message)
+    assert cloud.get_id() == job["job_id"]
+    assert cloud.get_type() == "io.hookstream.job.webhook"
+    assert cloud.get_subject() == event_id

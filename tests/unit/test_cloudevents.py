@@ -115,3 +115,26 @@ def test_pipeline_turns_a_binary_cloudevent_into_jobs_and_a_bad_one_into_a_dead_
     assert record.value_b64 == "WzFd"  # base64 of the original b"[1]"
     assert "JSON object" in record.reason
     assert {h.key for h in record.headers} >= {"ce_specversion", "ce_id"}
+
+
+def test_an_automation_asking_for_cloudevents_gets_ce_headers_on_its_jobs() -> None:
+    """job_format cloudevents: the job record keeps its JSON value and carries binary-mode
+    ce_ headers the `cloudevents` package reads back (id = job id, type by action)."""
+    plain = make_automation(id="plain")
+    cloudy = make_automation(id="cloudy", job_format="cloudevents")
+    pipeline = Pipeline(AutomationIndex([plain, cloudy]), ACTION_TOPICS, 64 * 1024, lambda: NOW)
+    result = pipeline.process(
+        dumps(event_dict()), aliases=MemoryAliasStore(), source=SourceInfo("t")
+    )
+    by_id = {out.automation_id: out for out in result.outbounds}
+    assert by_id["plain"].headers is None
+    out = by_id["cloudy"]
+    assert out.headers is not None
+    message = kafka.KafkaMessage(headers=dict(out.headers), key=out.key, value=out.value)
+    cloud = kafka.from_binary_event(message)
+    job = loads(out.value)
+    assert cloud.get_id() == job["job_id"]
+    assert cloud.get_type() == "io.hookstream.job.webhook"
+    assert cloud.get_source() == "/hookstream/automations/cloudy"
+    assert cloud.get_subject() == job["event_id"]
+    assert cloud.get_data() == job
