@@ -275,7 +275,8 @@ def _paths() -> dict[str, Any]:
                 "summary": "Ingest an event over HTTP",
                 "description": "Validated like the workers validate Kafka messages, then "
                 "produced to registry-events (registry present) or artifact-events, keyed by "
-                "collection path, as received.",
+                "collection path, as received. A CloudEvent (binary-mode ce- headers, or "
+                "application/cloudevents+json) is unwrapped first: its data is the event.",
                 "operationId": "ingestEvent",
                 **write,
                 "requestBody": {"required": True, "content": _json(_ref("Event"))},
