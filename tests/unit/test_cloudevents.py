@@ -138,3 +138,11 @@ def test_an_automation_asking_for_cloudevents_gets_ce_headers_on_its_jobs() -> N
     assert cloud.get_source() == "/hookstream/automations/cloudy"
     assert cloud.get_subject() == job["event_id"]
     assert cloud.get_data() == job
+
+
+def test_console_form_keeps_the_job_format() -> None:
+    """Editing an automation in the console keeps `job_format: cloudevents`."""
+    from app.api.console.forms import automation_from_form, form_from_automation
+
+    stored = make_automation(job_format="cloudevents").model_dump(mode="json")
+    assert automation_from_form(form_from_automation(stored))["job_format"] == "cloudevents"

@@ -56,7 +56,7 @@ def automation_from_form(form: Mapping[str, str]) -> dict[str, Any]:
     """The automation a submitted form describes; raises ApiError 422 on unreadable JSON."""
     errors: list[tuple[str, str]] = []
     out: dict[str, Any] = {}
-    for name in ("id", "name", "description", "event"):
+    for name in ("id", "name", "description", "event", "job_format"):
         value = form.get(name, "").strip()
         if value:
             out[name] = value
@@ -87,7 +87,8 @@ def automation_from_form(form: Mapping[str, str]) -> dict[str, Any]:
 def form_from_automation(automation: Mapping[str, Any]) -> dict[str, str]:
     """The form's values for a stored automation (what the edit page shows)."""
     values: dict[str, str] = {
-        name: str(automation.get(name) or "") for name in ("id", "name", "description", "event")
+        name: str(automation.get(name) or "")
+        for name in ("id", "name", "description", "event", "job_format")
     }
     values["enabled"] = "true" if automation.get("enabled", True) else ""
     scope = automation.get("scope") or {}
