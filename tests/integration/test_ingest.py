@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from app.settings import Settings
 from tests.factories import event_dict
 from tests.integration.api_support import Reply, http, webhook_automation
 from tests.integration.harness import WorkerProcess, consume
-from tests.support import TopicReader, eventually, module_settings
+from tests.support import TopicReader, eventually, free_port, module_settings
 from tests.webhook_senders import Delivery, mlflow_delivery, wandb_delivery, wandb_payload
 
 TOKEN = "ingest-test-token"
@@ -223,3 +224,33 @@ def test_automation_asking_for_cloudevents_gets_jobs_with_ce_headers(
     assert cloud.get_id() == job["job_id"]
     assert cloud.get_type() == "io.hookstream.job.webhook"
     assert cloud.get_subject() == event_id
+
+
+def test_a_retry_reaching_another_worker_carries_the_same_event_and_job_ids(
+    worker: WorkerProcess, settings: Settings, tmp_path: Path
+) -> None:
+    """Per-worker memory does not span workers: a second worker writes the retry again,
+    with the same event id, so every job of it has the job id of the first (what the
+    dispatchers deduplicate on). Deliveries to the first worker stay one record."""
+    delivery = mlflow_delivery(
+        "model_version_alias.created",
+        {"name": "fraud", "alias": "champion", "version": "8"},
+        MLFLOW_SECRET,
+    )
+    assert post(worker, "/ingest/mlflow", delivery).status == 202
+    other = WorkerProcess(settings, tmp_path / "other.log", web_port=free_port())
+    try:
+        other.start()
+        second = post(other, "/ingest/mlflow", delivery)
+        assert second.status == 202, second.body
+    finally:
+        other.stop()
+    event_id = second.json["event_id"]
+    assert len(records_of(settings, settings.registry_events_topic, event_id)) == 2
+
+    def both_jobs() -> list[dict[str, Any]] | None:
+        jobs = records_of(settings, settings.webhook_topic, event_id)
+        return jobs if len(jobs) == 2 else None
+
+    jobs = eventually(both_jobs, timeout=60)
+    assert jobs[0]["job_id"] == jobs[1]["job_id"]
