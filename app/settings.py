@@ -138,6 +138,11 @@ class Settings(BaseSettings):
 
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
 
+    # Run events (issue 14): the topic of run.log steps and run states, and how long a
+    # run's window state is kept after the run finished, failed, crashed or was killed.
+    run_events_topic: str = "run-events"
+    run_state_retention_seconds: float = Field(default=3600.0, ge=0)
+
     @property
     def broker_url(self) -> str:
         """The Faust broker URL built from the bootstrap servers."""
@@ -183,6 +188,11 @@ class Settings(BaseSettings):
         return f"{self.app_id}-history-changelog"
 
     @property
+    def run_state_changelog_topic(self) -> str:
+        """Changelog of the run-state table (app.stream.runs), named as Faust does."""
+        return f"{self.app_id}-run-state-changelog"
+
+    @property
     def reserved_topics(self) -> frozenset[str]:
         """Hookstream's own topics, which a kafka action may not write to."""
         return frozenset(
@@ -195,6 +205,8 @@ class Settings(BaseSettings):
                 self.actions_dlq_topic,
                 self.alias_pointers_topic,
                 self.history_changelog_topic,
+                self.run_events_topic,
+                self.run_state_changelog_topic,
                 *self.action_topics.values(),
             }
         )

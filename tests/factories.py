@@ -19,6 +19,10 @@ __all__ = [
     "make_automation",
     "make_event",
     "merge",
+    "run_automation_dict",
+    "run_metric_bytes",
+    "run_metric_dict",
+    "run_state_bytes",
 ]
 
 #: Action type -> job topic, as a Pipeline takes them.
@@ -106,3 +110,66 @@ def make_automation(**overrides: Any) -> Automation:
     if "action" in overrides:
         data["action"] = overrides["action"]
     return parse_automation(data)
+
+
+# Run events (issue 14).
+_RUN: dict[str, Any] = {
+    "id": "run-1",
+    "name": "bright-sun-1",
+    "user": "alice",
+    "tags": ["baseline"],
+    "config": {"lr": 0.01, "optimizer": {"name": "adam"}},
+    "state": "running",
+}
+
+
+def run_metric_dict(step: int, metrics: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    """A RUN_METRIC record of run-1 in acme/mnist, one second per step from NOW."""
+    base: dict[str, Any] = {
+        "event_type": "RUN_METRIC",
+        "occurred_at": f"2026-11-26T10:{step // 60 % 60:02d}:{step % 60:02d}Z",
+        "entity": "acme",
+        "project": "mnist",
+        "run": copy.deepcopy(_RUN),
+        "step": step,
+        "metrics": metrics,
+    }
+    return merge(base, overrides)
+
+
+def run_metric_bytes(step: int, metrics: dict[str, Any], **overrides: Any) -> bytes:
+    """A RUN_METRIC record as bytes."""
+    return dumps(run_metric_dict(step, metrics, **overrides))
+
+
+def run_state_bytes(state: str, **overrides: Any) -> bytes:
+    """A RUN_STATE record of run-1 in acme/mnist."""
+    base: dict[str, Any] = {
+        "event_type": "RUN_STATE",
+        "occurred_at": "2026-11-26T11:00:00Z",
+        "entity": "acme",
+        "project": "mnist",
+        "run": copy.deepcopy(_RUN),
+        "state": state,
+    }
+    return dumps(merge(base, overrides))
+
+
+def run_automation_dict(
+    run_filter: dict[str, Any], event: str = "RUN_METRIC", **overrides: Any
+) -> dict[str, Any]:
+    """A run automation on project acme/mnist with a webhook that names the metric."""
+    base: dict[str, Any] = {
+        "id": "loss-watch",
+        "name": "Loss watch",
+        "event": event,
+        "scope": {"type": "project", "entity": "acme", "project": "mnist"},
+        "filter": run_filter,
+        "action": {
+            "type": "webhook",
+            "url": "https://ci.example.com/hooks/run",
+            "payload": '{"run": "${run_name}", "metric": "${metric_name}", '
+            '"value": "${metric_value}", "step": "${step}"}',
+        },
+    }
+    return merge(base, overrides)

@@ -86,7 +86,7 @@ TopicName = Annotated[str, StringConstraints(pattern=_TOPIC_PATTERN), AfterValid
 
 
 _UNION_FIELDS = {
-    "scope": frozenset({"project", "registry", "artifact_collection"}),
+    "scope": frozenset({"project", "registry", "artifact_collection", "entity"}),
     "action": frozenset({"webhook", "notification", "queue_job", "kafka", "no_op"}),
 }
 

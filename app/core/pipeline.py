@@ -278,11 +278,11 @@ class Pipeline:
         """Validate, update alias pointers, match and render one message."""
         if raw is None:
             error = InvalidEventError("null message value", code=DeadLetterCode.EMPTY)
-            return self._dead_letter(raw, source, error)
+            return self.dead_letter(raw, source, error)
         try:
             event, received = parse_event(raw, self.max_event_bytes)
         except InvalidEventError as exc:
-            return self._dead_letter(raw, source, exc)
+            return self.dead_letter(raw, source, exc)
         previous = update_alias_pointers(event, aliases)
         result = ProcessResult(event=event, previous_version=previous)
         matched = self.index.match(event, filter_document(event))
@@ -300,12 +300,12 @@ class Pipeline:
         }
         for compiled in matched:
             try:
-                self._emit(compiled, event.event_id, variables, common, received, result)
+                self.emit(compiled, event.event_id, variables, common, received, result)
             except Exception as exc:  # one broken automation must not stop the others
                 result.failures.append((compiled.id, f"{type(exc).__name__}: {exc}"))
         return result
 
-    def _emit(
+    def emit(
         self,
         compiled: CompiledAutomation,
         event_id: str,
@@ -314,6 +314,7 @@ class Pipeline:
         received: dict[str, Any],
         result: ProcessResult,
     ) -> None:
+        """Render one matched automation's job into ``result`` (also the run path's jobs)."""
         action_type = compiled.action_type
         if action_type == "no_op":
             result.skipped.append((compiled.id, "no_op action: nothing to send"))
@@ -347,9 +348,10 @@ class Pipeline:
             Outbound(topic, compiled.id.encode(), value, action_type, compiled.id)
         )
 
-    def _dead_letter(
+    def dead_letter(
         self, raw: bytes | None, source: MessageSource, error: InvalidEventError
     ) -> ProcessResult:
+        """The dead-letter record of a message that is not valid (also run records)."""
         kept = raw
         if raw is not None and len(raw) > self.dead_letter_value_limit:
             kept = raw[: self.max_event_bytes]

@@ -10,8 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.contract.automations import ArtifactCollectionScope, ProjectScope, RegistryScope
+from app.contract.automations import (
+    ArtifactCollectionScope,
+    EntityScope,
+    ProjectScope,
+    RegistryScope,
+)
 from app.contract.events import Event, EventType
+from app.contract.runs import RunEventType
 
 __all__ = [
     "AnyScope",
@@ -26,11 +32,13 @@ __all__ = [
 
 IndexKey = tuple[str, ...]
 # The scope models, not the contract's discriminated `Scope` (an Annotated for pydantic).
-AnyScope = ProjectScope | RegistryScope | ArtifactCollectionScope
+AnyScope = ProjectScope | RegistryScope | ArtifactCollectionScope | EntityScope
 
 
-def index_key(event_type: EventType, scope: AnyScope) -> IndexKey:
+def index_key(event_type: EventType | RunEventType, scope: AnyScope) -> IndexKey:
     """The index key of an automation: event type plus scope."""
+    if isinstance(scope, EntityScope):
+        return (event_type.value, "entity", scope.entity)
     if isinstance(scope, ProjectScope):
         return (event_type.value, "project", scope.entity, scope.project)
     if isinstance(scope, RegistryScope):
@@ -79,6 +87,10 @@ def scope_mismatches(scope: AnyScope, event: Event) -> list[str]:
     """Every way the event lies outside the scope (empty when inside)."""
     out: list[str] = []
     registry = event.registry
+    if isinstance(scope, EntityScope):
+        # Only run automations take an entity scope: they never see artifact events.
+        out.append(f"scope is entity '{scope.entity}': it takes run events, not artifact events")
+        return out
     if isinstance(scope, ProjectScope):
         if registry is not None:
             out.append(
@@ -129,6 +141,8 @@ def registry_project(registry: str) -> str:
 
 def scope_place(scope: AnyScope) -> dict[str, Any]:
     """Where an example event inside the scope sits: entity, project, registry, collection."""
+    if isinstance(scope, EntityScope):
+        return {"entity": scope.entity, "project": "example-project", "collection": "example"}
     if isinstance(scope, ProjectScope):
         return {
             "entity": scope.entity,

@@ -79,6 +79,11 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     # (one record per collection, on the partition of its events) and history.
     specs.append(TopicSpec(settings.alias_pointers_topic, n, dict(compacted)))
     specs.append(TopicSpec(settings.history_changelog_topic, n, dict(compacted)))
+    # Run events (issue 14): the run-events topic, oversized records included so they
+    # reach the dead letters with a reason, and the run-state table's changelog.
+    run_events = {"max.message.bytes": str(settings.max_record_bytes)}
+    specs.append(TopicSpec(settings.run_events_topic, n, run_events))
+    specs.append(TopicSpec(settings.run_state_changelog_topic, n, dict(compacted)))
     return specs
 
 

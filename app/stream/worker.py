@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from app.api.routes import define_api
 from app.core.matching import AutomationIndex
 from app.core.pipeline import Pipeline
+from app.core.run_pipeline import RunPipeline, RunRules
 from app.kafka.admin import check_automations_topic, ensure_topics
 from app.settings import Settings
 from app.stream.acks import OrderedAcks
@@ -37,6 +38,7 @@ from app.stream.history_table import define_history
 from app.stream.lag import LagGauge, define_lag_timer
 from app.stream.metrics import WorkerMetrics
 from app.stream.offsets import on_rebalance_complete
+from app.stream.runs import RunPath, TableRunStore, define_run_agent, define_run_table
 from app.stream.tuning import faust_settings
 
 __all__ = ["Hookstream", "create_worker", "run_worker"]
@@ -52,6 +54,8 @@ class Hookstream:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = WorkerMetrics(self.registry, per_automation=settings.metrics_per_automation)
         self.index = AutomationIndex()
+        # Run automations (issue 14), kept in step with the index by _on_rule_change.
+        self.run_rules = RunRules()
         self.rulebook = RuleBook(self.index, on_change=self._on_rule_change)
         self.pipeline = Pipeline.from_settings(
             self.index, settings, clock=lambda: datetime.now(UTC)
@@ -104,6 +108,24 @@ class Hookstream:
             self.event_agents[name] = define_event_agent(
                 self.app, self._raw_topic(name), path, self.rulebook.ready.wait
             )
+        # Run events (issue 14): their agent and the run-state table.
+        self.metrics.dead_letters.labels(settings.run_events_topic)
+        self.run_table = define_run_table(self.app, settings.topic_partitions)
+        self.run_path = RunPath(
+            runs=RunPipeline(self.pipeline, self.run_rules),
+            store=TableRunStore(self.run_table),
+            send=self._queue,
+            acks=OrderedAcks(self._on_refused),
+            metrics=self.metrics,
+            dlq_topic=settings.dlq_topic,
+            retention_seconds=settings.run_state_retention_seconds,
+        )
+        self.run_agent = define_run_agent(
+            self.app,
+            self._raw_topic(settings.run_events_topic),
+            self.run_path,
+            self.rulebook.ready.wait,
+        )
         self._crash: asyncio.Future[None] | None = None
         # Every topic an agent reads (table changelogs are Faust's own business).
         stream_topics = frozenset(
@@ -111,6 +133,7 @@ class Hookstream:
                 settings.registry_events_topic,
                 settings.artifact_events_topic,
                 settings.action_results_topic,
+                settings.run_events_topic,
             }
         )
         on_rebalance_complete(self.app, stream_topics)
@@ -182,6 +205,11 @@ class Hookstream:
 
     def _on_rule_change(self, automation_id: str, present: bool) -> None:
         self.metrics.automations_loaded.set(len(self.index))
+        compiled = self.index.get(automation_id) if present else None
+        if compiled is not None:
+            self.run_rules.upsert(compiled)
+        else:
+            self.run_rules.remove(automation_id)
 
 
 def create_worker(settings: Settings, *, registry: CollectorRegistry | None = None) -> Hookstream:

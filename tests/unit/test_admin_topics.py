@@ -19,6 +19,7 @@ def test_compacted_topics_roll_segments_so_the_cleaner_gets_to_them() -> None:
         settings.automations_topic,
         settings.alias_pointers_topic,
         settings.history_changelog_topic,
+        settings.run_state_changelog_topic,
     }
     for name in compacted:
         assert specs[name].configs == {
