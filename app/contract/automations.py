@@ -341,7 +341,11 @@ class Automation(BaseModel):
                 )
             if self.filter is None:
                 # A field validator does not run on an omitted (default) filter.
-                _check_run_filter(self.event, None)
+                raise PydanticCustomError(
+                    "missing_filter",
+                    "a {event} automation needs a filter (run_metric_filter or run_state_filter)",
+                    {"path": "filter", "event": self.event.value},
+                )
             return self
         if self.scope.type == "entity":
             raise PydanticCustomError(

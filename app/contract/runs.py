@@ -243,11 +243,8 @@ ChangeDir = Literal["INCREASE", "DECREASE", "ANY"]
 
 
 def _upper(value: Any) -> Any:
-    # The SDK's enums are case-insensitive on input; AVG is its alias of AVERAGE.
-    if isinstance(value, str):
-        value = value.strip().upper()
-        return "AVERAGE" if value == "AVG" else value
-    return value
+    # The SDK's enums read their values case-insensitively.
+    return value.strip().upper() if isinstance(value, str) else value
 
 
 def _finite(value: Any) -> Any:
