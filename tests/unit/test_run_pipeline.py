@@ -72,11 +72,13 @@ def test_invalid_records_become_dead_letters_with_a_reason(
 ) -> None:
     """Non-numeric, NaN, infinite metrics and other bad records go to the dead letters."""
     result = Rig(run_automation_dict(LOW_LOSS)).feed(raw)
-    assert result.record is None and result.dead_letter is not None
+    assert result.record is None
+    assert result.dead_letter is not None
     letter = DeadLetter.model_validate_json(result.dead_letter)
     assert letter.error_code == code
     assert reason in letter.reason
-    assert letter.source_topic == "run-events" and letter.original_value() == raw
+    assert letter.source_topic == "run-events"
+    assert letter.original_value() == raw
 
 
 def test_a_firing_renders_a_job_with_run_variables_and_a_deterministic_id() -> None:
@@ -93,7 +95,8 @@ def test_a_firing_renders_a_job_with_run_variables_and_a_deterministic_id() -> N
     assert loads(job.action.payload) == {  # type: ignore[union-attr]
         "run": "bright-sun-1", "metric": "loss", "value": "0.25", "step": "1",
     }  # fmt: skip
-    assert out.topic == ACTION_TOPICS["webhook"] and out.key == b"loss-watch"
+    assert out.topic == ACTION_TOPICS["webhook"]
+    assert out.key == b"loss-watch"
 
 
 def test_a_replayed_record_repeats_its_job_id_and_folds_nothing() -> None:
@@ -105,9 +108,10 @@ def test_a_replayed_record_repeats_its_job_id_and_folds_nothing() -> None:
     before = rig.store.data[PATH].to_bytes()
     again = rig.feed(run_metric_bytes(1, {"loss": 0.1}), offset=1)
     assert again.replayed
-    assert [o.value for o in again.outbounds] != [] and [
-        parse_action_job(o.value).job_id for o in again.outbounds
-    ] == [parse_action_job(o.value).job_id for o in first.outbounds]
+    assert [o.value for o in again.outbounds] != []
+    assert [parse_action_job(o.value).job_id for o in again.outbounds] == [
+        parse_action_job(o.value).job_id for o in first.outbounds
+    ]
     assert rig.feed(run_metric_bytes(2, {"loss": 0.9}), offset=2).outbounds == []
     assert rig.store.data[PATH].to_bytes() == before
 

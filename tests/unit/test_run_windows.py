@@ -191,7 +191,14 @@ def test_a_run_filter_that_stops_matching_resets_the_edge() -> None:
     fired = []
     for step, ok in enumerate(matches):
         out = fold_metrics(
-            memory, step, step, {"loss": 0.0}, {"loss": (rule,)}, {"loss": 1}, 0.0, lambda r: ok
+            memory,
+            step,
+            step,
+            {"loss": 0.0},
+            {"loss": (rule,)},
+            {"loss": 1},
+            0.0,
+            lambda r, ok=ok: ok,
         )
         fired.append(len(out))
     assert fired == [1, 0, 1]
@@ -208,7 +215,8 @@ def test_state_fires_on_entering_a_state_only() -> None:
         for i, s in enumerate(sequence)
     ]
     assert fired == [0, 1, 0, 0, 1, 0]
-    assert memory.ended_at == 5.0 and memory.state == "killed"
+    assert memory.ended_at == 5.0
+    assert memory.state == "killed"
 
 
 def test_failed_covers_crashed_and_killed_only_when_listed() -> None:
