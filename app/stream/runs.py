@@ -53,9 +53,8 @@ def define_run_table(app: Any, partitions: int) -> Any:
         default=None,
         partitions=partitions,
         key_type=str,
-        # The RunMemory JSON as written (app.core.run_windows): no codec in between.
+        # bytes values use the raw codec: the RunMemory JSON as written (app.core.run_windows).
         value_type=bytes,
-        value_serializer="raw",
         help="run path -> the run's metric windows and firing state",
     )
 
