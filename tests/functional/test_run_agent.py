@@ -28,10 +28,10 @@ from app.core.matching import AutomationIndex
 from app.core.pipeline import Pipeline
 from app.core.run_pipeline import RunPipeline, RunRules
 from app.core.run_windows import RunMemory
+from app.serialization import loads
 from app.stream.acks import OrderedAcks
 from app.stream.metrics import WorkerMetrics
 from app.stream.runs import RunPath, TableRunStore, define_run_agent, define_run_table
-from app.serialization import loads
 from app.testing import RecordingSend
 from tests.factories import (
     ACTION_TOPICS,
@@ -177,7 +177,8 @@ async def test_firing_is_acked_after_its_job_and_the_run_state_changelog(rig: Ri
             topic = fut.message.channel.get_topic_name()
             fut.set_result(RecordMetadata(topic, 2, TP(topic, 2), 0))
         await asyncio.wait_for(rig.acks.drain(), 2)
-        assert first.message.acked and second.message.acked
+        assert first.message.acked
+        assert second.message.acked
         assert rig.failures == []
 
 
