@@ -142,6 +142,9 @@ class Settings(BaseSettings):
     # run's window state is kept after the run finished, failed, crashed or was killed.
     run_events_topic: str = "run-events"
     run_state_retention_seconds: float = Field(default=3600.0, ge=0)
+    # Changed runs go to the run-state changelog this often (0: after every batch); their
+    # batches are acked once it is acknowledged (docs/decisions.md, run events).
+    run_state_flush_seconds: float = Field(default=0.5, ge=0, le=10)
 
     @property
     def broker_url(self) -> str:

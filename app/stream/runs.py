@@ -20,6 +20,7 @@ again are then replays (app.core.run_pipeline), which repeat their firings' job 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -143,6 +144,7 @@ class RunPath:
         metrics: WorkerMetrics,
         dlq_topic: str,
         retention_seconds: float,
+        flush_seconds: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.runs = runs
@@ -157,6 +159,11 @@ class RunPath:
         self.sweep_every = min(max(retention_seconds / 4, 1.0), 60.0)
         self._next_sweep = clock() + self.sweep_every
         self.firings = 0
+        self.flush_seconds = flush_seconds
+        # Resolved once the changelog records of the next flush are acknowledged: every
+        # batch folded before that flush waits on it before it is acked.
+        self._gate: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     async def handle(self, events: Sequence[Any]) -> None:
         """Fold a batch, queue what it produced, and hand it to the acknowledgements."""
@@ -190,7 +197,9 @@ class RunPath:
             if result.failures:
                 _log_failures(result)
         store.event = None
-        sent.extend(store.flush())
+        sent.append(self._next_flush())
+        if self.flush_seconds <= 0:
+            self.flush()
         self.acks.submit(events, sent)
         if events:
             topic = events[0].message.topic
@@ -198,6 +207,45 @@ class RunPath:
                 self.metrics.events_consumed.labels(topic, kind).inc(count)
             if invalid:
                 self.metrics.dead_letters.labels(topic).inc(invalid)
+
+
+    def _next_flush(self) -> asyncio.Future[None]:
+        """The gate of the next flush (created, with its timer, by the first batch after one)."""
+        if self._gate is None:
+            loop = asyncio.get_running_loop()
+            self._gate = loop.create_future()
+            if self.flush_seconds > 0:
+                self._timer = loop.call_later(self.flush_seconds, self.flush)
+        return self._gate
+
+    def flush(self) -> None:
+        """Send every run changed since the last flush to the changelog; open the gate after.
+
+        Runs every ``flush_seconds`` (also between two records of a batch: that batch
+        waits for the next gate, which holds the rest), so a run logging every few
+        milliseconds costs one changelog record per interval, not one per batch.
+        """
+        gate, self._gate = self._gate, None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        sends = self.store.flush()
+        if gate is None:
+            return
+        if not sends:
+            gate.set_result(None)
+            return
+        done = asyncio.gather(*sends)
+
+        def opened(fut: asyncio.Future[Any]) -> None:
+            if fut.cancelled():
+                gate.cancel()
+            elif fut.exception() is not None:
+                gate.set_exception(fut.exception())  # type: ignore[arg-type]
+            else:
+                gate.set_result(None)
+
+        done.add_done_callback(opened)
 
 
 def run_agent_name(topic: str) -> str:
@@ -217,6 +265,8 @@ def define_run_agent(
             await path.handle(events)
 
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        # What was folded goes to the changelog before the cache is dropped.
+        path.flush()
         path.store.forget()
 
     app.on_partitions_revoked.connect(on_revoked)

@@ -119,6 +119,7 @@ class Hookstream:
             metrics=self.metrics,
             dlq_topic=settings.dlq_topic,
             retention_seconds=settings.run_state_retention_seconds,
+            flush_seconds=settings.run_state_flush_seconds,
         )
         self.run_agent = define_run_agent(
             self.app,
@@ -195,12 +196,17 @@ class Hookstream:
     async def lag(self) -> dict[TP, int]:
         """End offset minus acknowledged offset for each assigned event partition."""
         consumer = self.app.consumer
-        topics = {self.settings.registry_events_topic, self.settings.artifact_events_topic}
+        topics = {
+            self.settings.registry_events_topic,
+            self.settings.artifact_events_topic,
+            self.settings.run_events_topic,
+        }
         tps = sorted(tp for tp in consumer.assignment() if tp.topic in topics)
         if not tps:
             return {}
         ends = await consumer.highwaters(*tps)
-        acked = {tp: n for path in self.event_paths.values() for tp, n in path.acks.acked.items()}
+        chains = [*(path.acks for path in self.event_paths.values()), self.run_path.acks]
+        acked = {tp: n for acks in chains for tp, n in acks.acked.items()}
         return {tp: max(ends.get(tp, 0) - acked.get((tp.topic, tp.partition), 0), 0) for tp in tps}
 
     def _on_rule_change(self, automation_id: str, present: bool) -> None:

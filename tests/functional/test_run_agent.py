@@ -60,7 +60,7 @@ LOW_LOSS = {
 class Rig:
     """A faust.App with the run agent over run-events, as the worker defines it."""
 
-    def __init__(self, *, clock: list[float] | None = None) -> None:
+    def __init__(self, *, clock: list[float] | None = None, flush_seconds: float = 0.0) -> None:
         self.app: Any = faust.App(
             f"hookstream-runs-functional-{uuid.uuid4().hex[:8]}",
             broker="kafka://127.0.0.1:9",  # nothing may reach a broker here
@@ -100,6 +100,7 @@ class Rig:
             metrics=WorkerMetrics(CollectorRegistry()),
             dlq_topic=DLQ,
             retention_seconds=60.0,
+            flush_seconds=flush_seconds,
             clock=lambda: self.clock[0],
         )
         ready = asyncio.Event()
@@ -245,3 +246,29 @@ async def test_a_finished_run_expires_after_the_retention(rig: Rig) -> None:
         tombstones = [f for f in rig.take_changelog() if f.message.value is None]
         # The table's str keys go through Faust's JSON key codec, as the alias table's do.
         assert [(loads(t.message.key), t.message.partition) for t in tombstones] == [(PATH, 1)]
+
+
+async def test_timed_flush_writes_a_run_once_per_interval_and_holds_the_acks() -> None:
+    """With flush_seconds, several batches of one run make one changelog record; acks wait."""
+    rig = Rig(flush_seconds=0.3)
+    try:
+        async with rig.agent.test_context() as ctx:
+            events = []
+            for step in range(3):
+                events.append(
+                    await ctx.put(run_metric_bytes(step, {"loss": 0.9}), key=KEY, partition=2)
+                )
+                await settle()
+            for sent in rig.send.records:
+                sent.future.set_result(None)
+            await settle()
+            assert rig.take_changelog() == [], "nothing before the interval"
+            assert not any(e.message.acked for e in events), "acks wait for the changelog"
+            await asyncio.sleep(0.35)
+            changelog = rig.deliver_all()
+            assert len(changelog) == 1, "one record for the run, however many batches"
+            assert RunMemory.from_bytes(changelog[0].message.value).windows == {"loss": [0.9, 0.9]}
+            await asyncio.wait_for(rig.acks.drain(), 2)
+            assert all(e.message.acked for e in events)
+    finally:
+        rig.close()

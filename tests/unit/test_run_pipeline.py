@@ -218,3 +218,20 @@ def test_entity_scope_and_cooldown_are_refused_on_artifact_events() -> None:
     with pytest.raises(InvalidAutomationError) as err:
         parse_automation(automation_dict(cooldown_seconds=5))
     assert "cooldown_seconds" in dict(err.value.errors)
+
+
+def test_run_automations_stay_out_of_the_artifact_event_index() -> None:
+    """A run automation in the automation index never matches an artifact event."""
+    from app.contract.automations import EntityScope
+    from app.core.scopes import scope_mismatches
+    from tests.factories import make_event
+
+    entity = run_automation_dict(LOW_LOSS, id="entity")
+    entity["scope"] = {"type": "entity", "entity": "acme"}
+    index = AutomationIndex(
+        [parse_automation(entity), parse_automation(run_automation_dict(LOW_LOSS))]
+    )
+    assert len(index) == 2
+    assert index.match(make_event()) == []
+    reasons = scope_mismatches(EntityScope(type="entity", entity="acme"), make_event())
+    assert reasons == ["scope is entity 'acme': it takes run events, not artifact events"]
