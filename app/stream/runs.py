@@ -208,7 +208,6 @@ class RunPath:
             if invalid:
                 self.metrics.dead_letters.labels(topic).inc(invalid)
 
-
     def _next_flush(self) -> asyncio.Future[None]:
         """The gate of the next flush (created, with its timer, by the first batch after one)."""
         if self._gate is None:

@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from wandb._filters import FilterableField
-from wandb.automations import OnRunMetric, OnRunState, RunEvent
-from wandb.automations.scopes import ProjectScope, TeamScope
+import wandb._filters
+import wandb.automations
+import wandb.automations.scopes
 
 from app.contract.automations import parse_automation
 from app.core.matching import AutomationIndex
@@ -26,6 +26,18 @@ from app.core.pipeline import Pipeline, SourceInfo
 from app.core.run_pipeline import MemoryRunStore, RunPipeline, RunRules
 from app.serialization import dumps, loads
 from tests.factories import ACTION_TOPICS, NOW
+
+# The SDK's pydantic models and operator overloads are typed for its own use; the test
+# drives them as a user script would, so they are Any here.
+_sdk: Any = wandb.automations
+_scopes: Any = wandb.automations.scopes
+_filters: Any = wandb._filters
+OnRunMetric, OnRunState, RunEvent = _sdk.OnRunMetric, _sdk.OnRunState, _sdk.RunEvent
+ProjectScope, TeamScope, FilterableField = (
+    _scopes.ProjectScope,
+    _scopes.TeamScope,
+    _filters.FilterableField,
+)
 
 # The SDK's own deprecated `metric_filter` field warns when its models validate.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

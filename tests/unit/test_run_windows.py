@@ -48,7 +48,7 @@ def truths(rule: Rule, values: list[float], cooldown_step: float = 1.0) -> list[
     memory = RunMemory()
     assert rule.condition is not None
     need = {"loss": rule.condition.need}
-    fired = []
+    fired: list[int] = []
     for step, value in enumerate(values):
         out = fold_metrics(
             memory,
@@ -190,6 +190,10 @@ def test_a_run_filter_that_stops_matching_resets_the_edge() -> None:
     matches = [True, False, True]
     fired = []
     for step, ok in enumerate(matches):
+
+        def run_matches(rule: Any, ok: bool = ok) -> bool:
+            return ok
+
         out = fold_metrics(
             memory,
             step,
@@ -198,7 +202,7 @@ def test_a_run_filter_that_stops_matching_resets_the_edge() -> None:
             {"loss": (rule,)},
             {"loss": 1},
             0.0,
-            lambda r, ok=ok: ok,
+            run_matches,
         )
         fired.append(len(out))
     assert fired == [1, 0, 1]
