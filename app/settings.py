@@ -144,7 +144,7 @@ class Settings(BaseSettings):
     run_state_retention_seconds: float = Field(default=3600.0, ge=0)
     # Changed runs go to the run-state changelog this often (0: after every batch); their
     # batches are acked once it is acknowledged (docs/decisions.md, run events).
-    run_state_flush_seconds: float = Field(default=0.5, ge=0, le=10)
+    run_state_flush_seconds: float = Field(default=1.0, ge=0, le=10)
 
     @property
     def broker_url(self) -> str:

@@ -47,9 +47,10 @@ __all__ = [
     "state_matches",
 ]
 
-# Firings remembered per run for replays after a crash: far more than a run fires
-# between two commits of its partition (a commit every second by default).
-FIRING_LOG_SIZE: Final = 32
+# Firings remembered per run for replays after a crash: far more than a run fires (on
+# edges) between two commits of its partition (a commit every second by default). Each
+# entry is part of every changelog record of the run, so the log is kept short.
+FIRING_LOG_SIZE: Final = 16
 
 TERMINAL_STATES: Final = frozenset(
     {RunState.FINISHED, RunState.FAILED, RunState.CRASHED, RunState.KILLED}
@@ -223,7 +224,7 @@ class RunMemory:
     steps: dict[str, int] = field(default_factory=dict)
     # Automations whose condition held at the latest value they saw.
     active: set[str] = field(default_factory=set)
-    # automation id -> occurred_at (epoch seconds) of its last firing, for cooldowns.
+    # automation id -> occurred_at (epoch seconds) of its last firing (rules with a cooldown).
     fired_at: dict[str, float] = field(default_factory=dict)
     # [offset, automation id, metric, value, step] of recent firings, oldest first.
     log: list[list[Any]] = field(default_factory=list)
@@ -287,7 +288,9 @@ def _cooling(memory: RunMemory, rule: WatchedRule, occurred: float) -> bool:
 
 
 def _fire(memory: RunMemory, rule: WatchedRule, occurred: float, out: list[Firing]) -> Firing:
-    memory.fired_at[rule.id] = occurred
+    if rule.cooldown is not None:
+        # Only a cooldown reads it: other rules keep the run's value small.
+        memory.fired_at[rule.id] = occurred
     firing = Firing(rule.id)
     out.append(firing)
     return firing

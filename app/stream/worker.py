@@ -45,6 +45,9 @@ __all__ = ["Hookstream", "create_worker", "run_worker"]
 
 log = logging.getLogger(__name__)
 
+# Changelog records Faust's producer buffer may hold before streams wait (issue 14).
+RUN_STATE_BUFFER = 50_000
+
 
 class Hookstream:
     """One worker process: everything an agent or a view needs, built once."""
@@ -110,6 +113,11 @@ class Hookstream:
             )
         # Run events (issue 14): their agent and the run-state table.
         self.metrics.dead_letters.labels(settings.run_events_topic)
+        # Table changelog records wait in Faust's producer buffer, and every stream stops
+        # while it holds more than `max_messages` (100): a run-state flush of thousands
+        # of runs then stalled consumption in 100-record steps (S5). The flush is bounded
+        # by the runs changed in an interval, so the buffer may hold that many.
+        self.app.producer.buffer.max_messages = RUN_STATE_BUFFER
         self.run_table = define_run_table(self.app, settings.topic_partitions)
         self.run_path = RunPath(
             runs=RunPipeline(self.pipeline, self.run_rules),
