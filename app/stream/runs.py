@@ -26,6 +26,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from faust.types import TP
+
 from app.core.run_pipeline import RunPipeline, RunResult
 from app.core.run_windows import RunMemory
 from app.stream.acks import OrderedAcks
@@ -35,6 +37,8 @@ from app.stream.metrics import WorkerMetrics
 
 __all__ = [
     "RUN_STATE_TABLE",
+    "ChangelogSend",
+    "ChangelogWrite",
     "RunPath",
     "TableRunStore",
     "define_run_agent",
@@ -45,6 +49,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 RUN_STATE_TABLE = "run-state"
+
+# (partition, run path, value or None for a tombstone) of one changelog record.
+ChangelogWrite = tuple[int, str, bytes | None]
+# (partition, run path, value) -> the future of Kafka's acknowledgement (RecordMetadata).
+ChangelogSend = Callable[[int, str, bytes | None], Awaitable[Awaitable[Any]]]
 
 
 def define_run_table(app: Any, partitions: int) -> Any:
@@ -92,26 +101,24 @@ class TableRunStore:
         self._cache[run_path] = memory
         self._pending[run_path] = (self.event, memory)
 
-    def flush(self) -> list[Any]:
-        """Write the batch's changed runs to the store and the changelog; return the sends."""
-        table = self._table
-        data = table.data
-        sent = []
+    def flush(self) -> list[ChangelogWrite]:
+        """Write the changed runs to the store; return their changelog records to send."""
+        data = self._table.data
+        writes: list[ChangelogWrite] = []
         for path, (event, memory) in self._pending.items():
             partition = memory.partition = event.message.partition
             value = memory.to_bytes()
             with current_event_of(event):
                 # The store only (Table.__setitem__ would send a changelog record itself).
                 data[path] = value
-            sent.append(table.send_changelog(partition, path, value))
+            writes.append((partition, path, value))
         self._pending.clear()
-        return sent
+        return writes
 
-    def expire(self, now: float, retention: float) -> list[Any]:
-        """Delete runs that ended more than ``retention`` seconds ago; return the sends."""
-        table = self._table
-        data = table.data
-        sent = []
+    def expire(self, now: float, retention: float) -> list[ChangelogWrite]:
+        """Delete runs that ended more than ``retention`` seconds ago; return the tombstones."""
+        data = self._table.data
+        writes: list[ChangelogWrite] = []
         for path, raw in list(data.items()):
             memory = self._cache.get(path) or RunMemory.from_bytes(raw)
             ended = memory.ended_at
@@ -120,8 +127,20 @@ class TableRunStore:
             self._cache.pop(path, None)
             del data[path]
             if memory.partition >= 0:
-                sent.append(table.send_changelog(memory.partition, path, None))
-        return sent
+                writes.append((memory.partition, path, None))
+        return writes
+
+    def send_through_table(self, writes: Sequence[ChangelogWrite]) -> list[Any]:
+        """Send changelog records through Faust's producer buffer (Table.send_changelog)."""
+        table = self._table
+        return [table.send_changelog(p, path, value) for p, path, value in writes]
+
+    def persisted(self, offsets: dict[int, int]) -> None:
+        """Record the changelog offsets written per partition, as Faust's callback would."""
+        table = self._table
+        topic = table.changelog_topic.get_topic_name()
+        for partition, offset in offsets.items():
+            table.data.set_persisted_offset(TP(topic, partition), offset)
 
     def forget(self) -> None:
         """Drop the cache (partitions were revoked: the table is the truth again)."""
@@ -145,6 +164,7 @@ class RunPath:
         dlq_topic: str,
         retention_seconds: float,
         flush_seconds: float = 0.0,
+        send_changelog: ChangelogSend | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.runs = runs
@@ -164,6 +184,13 @@ class RunPath:
         # batch folded before that flush waits on it before it is acked.
         self._gate: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        # Direct sends (the worker's producer) instead of Faust's producer buffer, which
+        # sends one record per task switch and holds the commit timer while it drains.
+        self.send_changelog = send_changelog
+        self._tombstones: list[ChangelogWrite] = []
+        # Flushes append their records in order (a later value never overtakes one).
+        self._order = asyncio.Lock()
+        self._tasks: set[asyncio.Future[None]] = set()
 
     async def handle(self, events: Sequence[Any]) -> None:
         """Fold a batch, queue what it produced, and hand it to the acknowledgements."""
@@ -177,7 +204,8 @@ class RunPath:
         now = self.clock()
         if now >= self._next_sweep:
             self._next_sweep = now + self.sweep_every
-            sent.extend(store.expire(now, self.retention_seconds))
+            # Tombstones go out with the next flush, behind the values before them.
+            self._tombstones.extend(store.expire(now, self.retention_seconds))
         consumed: dict[str, int] = {}
         invalid = 0
         for event in events:
@@ -228,23 +256,54 @@ class RunPath:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        sends = self.store.flush()
+        writes = [*self._tombstones, *self.store.flush()]
+        self._tombstones.clear()
+        if self.send_changelog is not None:
+            task = asyncio.ensure_future(self._send(writes, gate))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        sends = self.store.send_through_table(writes)
         if gate is None:
             return
         if not sends:
             gate.set_result(None)
             return
-        done = asyncio.gather(*sends)
+        _open_when(gate, asyncio.gather(*sends))
 
-        def opened(fut: asyncio.Future[Any]) -> None:
-            if fut.cancelled():
-                gate.cancel()
-            elif fut.exception() is not None:
-                gate.set_exception(fut.exception())  # type: ignore[arg-type]
-            else:
-                gate.set_result(None)
+    async def _send(self, writes: list[ChangelogWrite], gate: asyncio.Future[None] | None) -> None:
+        send = self.send_changelog
+        assert send is not None
+        try:
+            async with self._order:
+                futures = [await send(p, path, value) for p, path, value in writes]
+            results = await asyncio.gather(*futures)
+        except Exception as exc:  # a refused record: the gate fails, and so the acks
+            if gate is not None and not gate.done():
+                gate.set_exception(exc)
+            return
+        offsets: dict[int, int] = {}
+        for meta in results:
+            partition, offset = int(meta.partition), int(meta.offset)
+            if offset > offsets.get(partition, -1):
+                offsets[partition] = offset
+        self.store.persisted(offsets)
+        if gate is not None and not gate.done():
+            gate.set_result(None)
 
-        done.add_done_callback(opened)
+
+def _open_when(gate: asyncio.Future[None], done: asyncio.Future[Any]) -> None:
+    """Resolve ``gate`` as ``done`` ends (its failure fails the gate)."""
+
+    def opened(fut: asyncio.Future[Any]) -> None:
+        if fut.cancelled():
+            gate.cancel()
+        elif fut.exception() is not None:
+            gate.set_exception(fut.exception())  # type: ignore[arg-type]
+        else:
+            gate.set_result(None)
+
+    done.add_done_callback(opened)
 
 
 def run_agent_name(topic: str) -> str:

@@ -24,6 +24,7 @@ from app.core.matching import AutomationIndex
 from app.core.pipeline import Pipeline
 from app.core.run_pipeline import RunPipeline, RunRules
 from app.kafka.admin import check_automations_topic, ensure_topics
+from app.serialization import dumps
 from app.settings import Settings
 from app.stream.acks import OrderedAcks
 from app.stream.agents import EventPath, define_event_agent
@@ -128,6 +129,7 @@ class Hookstream:
             dlq_topic=settings.dlq_topic,
             retention_seconds=settings.run_state_retention_seconds,
             flush_seconds=settings.run_state_flush_seconds,
+            send_changelog=self._queue_run_state,
         )
         self.run_agent = define_run_agent(
             self.app,
@@ -200,6 +202,13 @@ class Hookstream:
         self, topic: str, value: bytes, key: bytes | None, headers: Any
     ) -> Awaitable[Any]:
         return await self.app.producer.send(topic, key, value, None, None, headers)
+
+    async def _queue_run_state(
+        self, partition: int, run_path: str, value: bytes | None
+    ) -> Awaitable[Any]:
+        # The table's str keys are JSON on its changelog (Faust's key codec for str).
+        topic = self.run_table.changelog_topic.get_topic_name()
+        return await self.app.producer.send(topic, dumps(run_path), value, partition, None, None)
 
     async def lag(self) -> dict[TP, int]:
         """End offset minus acknowledged offset for each assigned event partition."""

@@ -60,7 +60,13 @@ LOW_LOSS = {
 class Rig:
     """A faust.App with the run agent over run-events, as the worker defines it."""
 
-    def __init__(self, *, clock: list[float] | None = None, flush_seconds: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        clock: list[float] | None = None,
+        flush_seconds: float = 0.0,
+        send_changelog: Any = None,
+    ) -> None:
         self.app: Any = faust.App(
             f"hookstream-runs-functional-{uuid.uuid4().hex[:8]}",
             broker="kafka://127.0.0.1:9",  # nothing may reach a broker here
@@ -101,6 +107,7 @@ class Rig:
             dlq_topic=DLQ,
             retention_seconds=60.0,
             flush_seconds=flush_seconds,
+            send_changelog=send_changelog,
             clock=lambda: self.clock[0],
         )
         ready = asyncio.Event()
@@ -270,5 +277,41 @@ async def test_timed_flush_writes_a_run_once_per_interval_and_holds_the_acks() -
             assert RunMemory.from_bytes(changelog[0].message.value).windows == {"loss": [0.9, 0.9]}
             await asyncio.wait_for(rig.acks.drain(), 2)
             assert all(e.message.acked for e in events)
+    finally:
+        rig.close()
+
+
+class DirectChangelog:
+    """The worker's direct changelog send, recorded: (partition, run path, value, future)."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[int, str, bytes | None, asyncio.Future[Any]]] = []
+
+    async def __call__(self, partition: int, path: str, value: bytes | None) -> Any:
+        """Queue one changelog record; the test resolves its future."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.records.append((partition, path, value, future))
+        return future
+
+
+async def test_direct_changelog_sends_hold_the_acks_until_acknowledged() -> None:
+    """With the worker's direct send, a batch is acked once its changelog records are."""
+    direct = DirectChangelog()
+    rig = Rig(send_changelog=direct)
+    try:
+        async with rig.agent.test_context() as ctx:
+            event = await ctx.put(run_metric_bytes(0, {"loss": 0.9}), key=KEY, partition=3)
+            assert await until(lambda: bool(direct.records), 2.0, 0.005)
+            assert rig.take_changelog() == [], "nothing goes through Faust's buffer"
+            [(partition, path, value, future)] = direct.records
+            assert (partition, path) == (3, PATH)
+            assert value is not None
+            assert RunMemory.from_bytes(value).windows == {"loss": [0.9]}
+            await settle()
+            assert not event.message.acked
+            topic = rig.table.changelog_topic.get_topic_name()
+            future.set_result(RecordMetadata(topic, 3, TP(topic, 3), 12))
+            await asyncio.wait_for(rig.acks.drain(), 2)
+            assert event.message.acked
     finally:
         rig.close()
