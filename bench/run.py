@@ -276,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
             else (None if args.smoke else ROOT / "docs" / "benchmarks-s5.md")
         )
         if out_s5 is not None:
-            out_s5.write_text("\n".join(["# Benchmark S5", "", *s5_markdown(alone)]))
+            # The hand-written analysis below the marker survives a new run.
+            write_markdown(out_s5, "\n".join(["# Benchmark S5", "", *s5_markdown(alone)]))
             print(f"wrote {out_s5}", file=sys.stderr)
         if args.json is not None:
             args.json.write_text(json.dumps(_jsonable(alone), indent=2))
