@@ -373,7 +373,8 @@ def _lines(r: RunsResult) -> list[tuple[str, str]]:
 
 def s5_text(r: RunsResult) -> str:
     """S5 as terminal lines."""
-    return "\n".join(f"  {name}: {figure}" for name, figure in _lines(r))
+    # "- " rather than an indent: indented lines of the report are target verdicts.
+    return "\n".join(f"- {name}: {figure}" for name, figure in _lines(r))
 
 
 def s5_markdown(r: RunsResult) -> list[str]:
