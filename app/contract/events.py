@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from enum import StrEnum
 from typing import Annotated, Any, Final
 
@@ -269,6 +270,43 @@ def _check_structure(raw: bytes, obj: dict[str, Any]) -> None:
         ) from None
 
 
+# A digit run long enough to be an integer beyond 64 bits (-2**63 - 1 has 19 digits).
+# Only an event holding one (in a number or a string) is parsed a second time.
+_LONG_DIGITS = re.compile(rb"\d{19}")
+_INT_MIN = -(2**63)
+_INT_MAX = 2**64 - 1
+
+
+class _BigIntegerError(ValueError):
+    def __init__(self, literal: str) -> None:
+        super().__init__(literal)
+        self.literal = literal
+
+
+def _checked_int(literal: str) -> int:
+    value = int(literal)
+    if not _INT_MIN <= value <= _INT_MAX:
+        raise _BigIntegerError(literal)
+    return value
+
+
+def _check_integers(raw: bytes) -> None:
+    """Refuse integers beyond 64 bits: the JSON reader would turn them into floats."""
+    if _LONG_DIGITS.search(raw) is None:
+        return
+    try:
+        json.loads(raw, parse_int=_checked_int)
+    except _BigIntegerError as exc:
+        shown = exc.literal if len(exc.literal) <= 40 else exc.literal[:37] + "..."
+        raise InvalidEventError(
+            f"integer {shown} does not fit 64 bits (from -2**63 to 2**64-1); "
+            "send larger numbers as strings",
+            code=DeadLetterCode.INVALID_FIELD,
+        ) from None
+    except ValueError:
+        return  # not JSON to the standard library: the first reader already decided
+
+
 def parse_event(raw: bytes, max_bytes: int) -> tuple[Event, dict[str, Any]]:
     """Validate one message; returns the event and the object as received."""
     size = len(raw)
@@ -296,4 +334,6 @@ def parse_event(raw: bytes, max_bytes: int) -> tuple[Event, dict[str, Any]]:
         event = Event.model_validate(obj)
     except ValidationError as exc:
         raise _event_error(exc) from None
+    # After the fields: a field that wants an integer already named the problem.
+    _check_integers(bytes(raw))
     return event, obj

@@ -59,26 +59,21 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         settings.action_results_topic,
         settings.actions_dlq_topic,
     ]
-    specs = [TopicSpec(name, n) for name in names]
-    for spec in specs:
-        if spec.name in (
-            settings.dlq_topic,
-            settings.actions_dlq_topic,
-            settings.registry_events_topic,
-            settings.artifact_events_topic,
-        ):
-            # A dead letter carries its original in base64, so it needs the larger
-            # record; event topics take oversized events too, so that they reach the
-            # dead-letter topic with a reason instead of a bare broker refusal.
-            spec.configs["max.message.bytes"] = str(settings.max_record_bytes)
+    # Every topic takes the largest record the worker (or a dispatcher) sends: a job
+    # carries its event, a dead letter its original in base64, a state record up to
+    # max_aliases_per_collection pointers; a stock broker's 1 MiB would refuse them and
+    # stop the worker. Event topics take oversized events too, so that they reach the
+    # dead-letter topic with a reason instead of a bare broker refusal.
+    limit = {"max.message.bytes": str(settings.max_record_bytes)}
+    specs = [TopicSpec(name, n, dict(limit)) for name in names]
     # The automations topic is the changelog of the automations GlobalTable: compacted,
     # so it keeps the latest automation per id and a tombstone deletes one, and one
     # partition, which a GlobalTable needs with several workers (faust-streaming #283).
     specs.append(TopicSpec(settings.automations_topic, 1, dict(compacted)))
     # Table changelogs, partitioned like the topics they sit beside: alias pointers
     # (one record per collection, on the partition of its events) and history.
-    specs.append(TopicSpec(settings.alias_pointers_topic, n, dict(compacted)))
-    specs.append(TopicSpec(settings.history_changelog_topic, n, dict(compacted)))
+    specs.append(TopicSpec(settings.alias_pointers_topic, n, {**compacted, **limit}))
+    specs.append(TopicSpec(settings.history_changelog_topic, n, {**compacted, **limit}))
     return specs
 
 

@@ -37,6 +37,7 @@ from app.stream.history_table import define_history
 from app.stream.lag import LagGauge, define_lag_timer
 from app.stream.metrics import WorkerMetrics
 from app.stream.offsets import on_rebalance_complete
+from app.stream.transport import install as install_transport
 from app.stream.tuning import faust_settings
 
 __all__ = ["Hookstream", "create_worker", "run_worker"]
@@ -78,10 +79,13 @@ class Hookstream:
             GlobalTable=NamedChangelogGlobalTable,
             **faust_settings(settings),
         )
+        # Before any topic or agent: a record aiokafka cannot decode must not stop the worker.
+        install_transport(self.app)
         self.lag_gauge = LagGauge(self.metrics.consumer_lag)
         # Children exist from the start so increase() sees the first dead letter.
         for topic in (settings.registry_events_topic, settings.artifact_events_topic):
             self.metrics.dead_letters.labels(topic)
+            self.metrics.alias_pointers_dropped.labels(topic)
         self.automations = define_automations_table(
             self.app, settings.automations_topic, self.rulebook
         )
