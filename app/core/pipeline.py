@@ -37,8 +37,8 @@ __all__ = [
     "Pipeline",
     "ProcessResult",
     "SourceInfo",
-    "automation_from_record",
     "alias_update",
+    "automation_from_record",
     "unreadable_header",
     "update_alias_pointers",
 ]
@@ -212,9 +212,9 @@ def alias_update(
     if max_bytes is not None and len(pointers) * _POINTER_BYTES + len(path) * 2 > max_bytes:
         # Only a collection this large is measured: JSON key and value, as the table writes.
         size = len(dumps(path)) + len(dumps(pointers))
-        names = iter(list(pointers))
+        oldest = iter(list(pointers))
         while size > max_bytes and len(pointers) > 1:
-            name = next(names)
+            name = next(oldest)
             size -= len(dumps(name)) + len(str(pointers.pop(name))) + 2
             dropped += 1
     store.set(path, pointers)
@@ -365,7 +365,9 @@ class Pipeline:
         self.render_budget = 3 * max_event_bytes
         # Every record is sized against its topic's limit before it is sent; without
         # limits, every topic takes what the worker's producer sends.
-        self.limits = limits or RecordLimits(producer=self.max_job_bytes, default=self.max_job_bytes)
+        self.limits = limits or RecordLimits(
+            producer=self.max_job_bytes, default=self.max_job_bytes
+        )
         self.dlq_topic = dlq_topic
         self.alias_cap = alias_cap
         self.state_budget = None if alias_topic is None else self.limits.budget(alias_topic)

@@ -58,8 +58,8 @@ def _header_key(raw: bytes) -> str | bytes:
 def _records_v2(
     batch: bytes, topic: str, partition: int, start: int
 ) -> list[ConsumerRecord[bytes, bytes]]:
-    (base, _, _, _, _, attributes, _, first_ts, max_ts, _, _, _, count) = (
-        _BATCH_HEADER.unpack_from(batch)
+    (base, _, _, _, _, attributes, _, first_ts, max_ts, _, _, _, count) = _BATCH_HEADER.unpack_from(
+        batch
     )
     if attributes & _CONTROL:
         return []
@@ -108,7 +108,7 @@ def _records_v2(
                 -1 if key is None else len(key),
                 -1 if value is None else len(value),
                 # aiokafka types header keys as str; a bytes key is the unreadable one.
-                tuple(headers),  # type: ignore[arg-type]
+                tuple(headers),
             )
         )
     return out

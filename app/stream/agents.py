@@ -99,7 +99,6 @@ class EventPath:
             topic = events[0].message.topic
             self.metrics.observe_batch(results, topic, started, time.perf_counter())
 
-
     def _aliases_dropped(self, result: ProcessResult, topic: str) -> None:
         self.metrics.alias_pointers_dropped.labels(topic).inc(result.aliases_dropped)
         assert result.event is not None

@@ -83,7 +83,9 @@ class LenientConsumerThread(AIOKafkaConsumerThread):
             if not failed:
                 raise
             tp = failed[0]
-            log.warning("%s: a fetched batch could not be decoded (%r): reading it leniently", tp, exc)
+            log.warning(
+                "%s: a fetched batch could not be decoded (%r): reading it leniently", tp, exc
+            )
             # The call returned nothing: every partition it drained goes back to where it was.
             after = _positions(consumer)
             for other, position in before.items():

@@ -44,7 +44,9 @@ def kafka_bootstrap(kafka_bootstrap: str) -> Iterator[str]:
         return
     require_broker_tools()
     with dedicated_broker(29092) as (port, _):
-        print(f"\nfault suite broker: 127.0.0.1:{port} (stock size limits; the session's raises them)")
+        print(
+            f"\nfault suite broker: 127.0.0.1:{port} (stock size limits; the session's raises them)"
+        )
         yield f"127.0.0.1:{port}"
 
 

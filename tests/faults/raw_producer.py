@@ -82,7 +82,7 @@ def produce_raw(bootstrap: str, records: list[RawRecord], tmp: Path) -> list[tup
     return [tuple(serialization.loads(line)) for line in out.read_bytes().splitlines()]
 
 
-async def _main(bootstrap: str, source: Path, out: Path) -> None:
+async def _send(bootstrap: str, lines: list[bytes]) -> list[tuple[int, int]]:
     from aiokafka import AIOKafkaProducer
     from aiokafka.util import NO_EXTENSIONS
 
@@ -97,7 +97,7 @@ async def _main(bootstrap: str, source: Path, out: Path) -> None:
     await producer.start()
     try:
         futures = []
-        for line in source.read_bytes().splitlines():
+        for line in lines:
             item: dict[str, Any] = serialization.loads(line)
             headers = [(_RawKey(_unb64(k) or b""), _unb64(v)) for k, v in item["headers"]]
             futures.append(
@@ -111,8 +111,13 @@ async def _main(bootstrap: str, source: Path, out: Path) -> None:
         metas = await asyncio.gather(*futures)
     finally:
         await producer.stop()
-    out.write_bytes(b"\n".join(serialization.dumps([m.partition, m.offset]) for m in metas))
+    return [(m.partition, m.offset) for m in metas]
+
+
+def _main(bootstrap: str, source: Path, out: Path) -> None:
+    metas = asyncio.run(_send(bootstrap, source.read_bytes().splitlines()))
+    out.write_bytes(b"\n".join(serialization.dumps(list(meta)) for meta in metas))
 
 
 if __name__ == "__main__":
-    asyncio.run(_main(sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])))
+    _main(sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]))
