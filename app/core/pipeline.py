@@ -321,15 +321,19 @@ class Pipeline:
         index: AutomationIndex,
         settings: Settings,
         clock: Callable[[], datetime] = _utcnow,
+        limits: RecordLimits | None = None,
     ) -> Pipeline:
-        """The pipeline a worker, a dry run or `evaluate` runs: topics and limits of settings."""
+        """The pipeline a worker, a dry run or `evaluate` runs: topics and limits of settings.
+
+        `limits` are the topics' record limits (default: as Hookstream creates them).
+        """
         return cls(
             index,
             topics=settings.action_topics,
             max_event_bytes=settings.max_event_bytes,
             clock=clock,
             reserved_topics=settings.reserved_topics,
-            limits=RecordLimits.from_settings(settings),
+            limits=limits or RecordLimits.from_settings(settings),
             dlq_topic=settings.dlq_topic,
             alias_cap=settings.max_aliases_per_collection,
             alias_topic=settings.alias_pointers_topic,

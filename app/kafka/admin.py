@@ -7,7 +7,9 @@ import logging
 from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from app.core.limits import RecordLimits
 from app.core.topics import DispatchKind, dispatch_topics
 from app.errors import ConfigError
 from app.settings import Settings
@@ -17,6 +19,7 @@ __all__ = [
     "check_automations_topic",
     "dispatch_topic_specs",
     "ensure_topics",
+    "record_limits",
     "topic_specs",
 ]
 
@@ -155,3 +158,45 @@ async def check_automations_topic(settings: Settings) -> None:
             "partitions; the automations GlobalTable needs exactly one "
             "(faust-streaming #283): see docs/decisions.md, 'Upgrading from the engine'"
         )
+
+
+async def record_limits(settings: Settings) -> RecordLimits:
+    """The worker's record limits, with each written topic's `max.message.bytes` as it is.
+
+    A topic made before Hookstream set the limit (or by hand) may take less than
+    `Settings.max_record_bytes`; the worker then sizes its records to what the topic
+    takes instead of having the broker refuse one and stopping. A topic the broker
+    does not describe keeps the limit it is created with.
+    """
+    limits = RecordLimits.from_settings(settings)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id=f"{settings.app_id}-admin",
+    )
+    await admin.start()
+    try:
+        resources = [
+            ConfigResource(ConfigResourceType.TOPIC, name, configs={"max.message.bytes": None})
+            for name in limits.topics
+        ]
+        responses = await admin.describe_configs(resources)
+    finally:
+        await admin.close()
+    found: dict[str, int] = {}
+    for response in responses:
+        for item in response.to_object()["resources"]:
+            if item.get("error_code"):
+                continue
+            for entry in item["config_entries"]:
+                if entry["config_names"] == "max.message.bytes" and entry["config_value"]:
+                    found[item["resource_name"]] = int(entry["config_value"])
+    smaller = {name: n for name, n in found.items() if n < settings.max_record_bytes}
+    for name, n in sorted(smaller.items()):
+        log.warning(
+            "topic %s takes records of at most %d bytes (max.message.bytes), less than the "
+            "%d Hookstream creates it with: larger records for it are not sent",
+            name,
+            n,
+            settings.max_record_bytes,
+        )
+    return limits.with_topics(found)

@@ -65,7 +65,9 @@ class HistoryTable:
         return dict(value)
 
 
-def define_history(app: faust.App, settings: Settings) -> HistoryTable:
+def define_history(
+    app: faust.App, settings: Settings, limits: RecordLimits | None = None
+) -> HistoryTable:
     """Create, on the Faust app, the table and the agent that fold `action-results` into it."""
     table = app.Table(
         HISTORY_TABLE,
@@ -87,7 +89,8 @@ def define_history(app: faust.App, settings: Settings) -> HistoryTable:
     )
     size = settings.history_size
     # A table value is one changelog record: it must fit the changelog's record limit.
-    max_bytes = RecordLimits.from_settings(settings).budget(settings.history_changelog_topic)
+    limits = limits or RecordLimits.from_settings(settings)
+    max_bytes = limits.budget(settings.history_changelog_topic)
 
     async def fold_action_results(stream: Any) -> None:
         # Chunks, not one event at a time: a match gives a PENDING and a final record,

@@ -54,12 +54,6 @@ class WorkerMetrics:
             ["topic"],
             registry=registry,
         )
-        self.records_unsendable = Counter(
-            "hookstream_records_unsendable_total",
-            "Records not sent because they exceed their topic's record limit, by kind.",
-            ["kind"],
-            registry=registry,
-        )
         self.automations_loaded = Gauge(
             "hookstream_automations_loaded",
             "Automations in this worker's rule book.",
