@@ -13,7 +13,7 @@ from app.core.pipeline import MemoryAliasStore, Pipeline, SourceInfo
 from app.errors import ConfigError
 from app.kafka.admin import TopicSpec, check_automations_topic, ensure_topics, record_limits
 from tests.factories import event_bytes, make_automation
-from tests.support import isolated_settings
+from tests.support import eventually, isolated_settings
 
 
 async def _partitions(bootstrap: str, topic: str) -> int:
@@ -58,7 +58,14 @@ def test_the_worker_sizes_records_to_an_existing_topics_smaller_limit(
             settings, [TopicSpec(settings.webhook_topic, 4, {"max.message.bytes": str(small)})]
         )
     )
-    limits = asyncio.run(record_limits(settings))
+    # A topic created a moment ago may not be described yet: until then the limit it
+    # is created with stands.
+    limits = eventually(
+        lambda: (found := asyncio.run(record_limits(settings))).limit(settings.webhook_topic)
+        == small
+        and found,
+        timeout=30,
+    )
     assert limits.limit(settings.webhook_topic) == small
     assert limits.limit(settings.dlq_topic) == settings.max_record_bytes
     pipeline = Pipeline.from_settings(AutomationIndex([make_automation()]), settings, limits=limits)
