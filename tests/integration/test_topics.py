@@ -61,9 +61,10 @@ def test_the_worker_sizes_records_to_an_existing_topics_smaller_limit(
     # A topic created a moment ago may not be described yet: until then the limit it
     # is created with stands.
     limits = eventually(
-        lambda: (found := asyncio.run(record_limits(settings))).limit(settings.webhook_topic)
-        == small
-        and found,
+        lambda: (
+            (found := asyncio.run(record_limits(settings))).limit(settings.webhook_topic) == small
+            and found
+        ),
         timeout=30,
     )
     assert limits.limit(settings.webhook_topic) == small
