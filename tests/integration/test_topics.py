@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from app.core.limits import RecordLimits
 from app.core.matching import AutomationIndex
 from app.core.pipeline import MemoryAliasStore, Pipeline, SourceInfo
 from app.errors import ConfigError
@@ -58,15 +59,14 @@ def test_the_worker_sizes_records_to_an_existing_topics_smaller_limit(
             settings, [TopicSpec(settings.webhook_topic, 4, {"max.message.bytes": str(small)})]
         )
     )
+
     # A topic created a moment ago may not be described yet: until then the limit it
     # is created with stands.
-    limits = eventually(
-        lambda: (
-            (found := asyncio.run(record_limits(settings))).limit(settings.webhook_topic) == small
-            and found
-        ),
-        timeout=30,
-    )
+    def described() -> RecordLimits | None:
+        found = asyncio.run(record_limits(settings))
+        return found if found.limit(settings.webhook_topic) == small else None
+
+    limits = eventually(described, timeout=30)
     assert limits.limit(settings.webhook_topic) == small
     assert limits.limit(settings.dlq_topic) == settings.max_record_bytes
     pipeline = Pipeline.from_settings(AutomationIndex([make_automation()]), settings, limits=limits)
