@@ -88,11 +88,13 @@ def dispatch_topic_specs(settings: Settings) -> list[TopicSpec]:
     # status per job id, delete drops ids older than the window.
     dedup = {"cleanup.policy": "compact,delete", "retention.ms": retention_ms}
     gone = {"cleanup.policy": "compact"}
+    # A retry record carries the whole job, as large as the action topic takes.
+    limit = {"max.message.bytes": str(settings.max_record_bytes)}
     specs: list[TopicSpec] = []
     kinds: tuple[DispatchKind, ...] = ("webhook", "notification")
     for kind in kinds:
         topics = dispatch_topics(settings, kind)
-        specs.extend(TopicSpec(name, n) for name in topics.retries)
+        specs.extend(TopicSpec(name, n, dict(limit)) for name in topics.retries)
         specs.append(TopicSpec(topics.dedup, n, dedup))
         specs.append(TopicSpec(topics.gone, n, gone))
     return specs

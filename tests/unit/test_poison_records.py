@@ -21,8 +21,9 @@ from app.core.history import execution_records, fit_history
 from app.core.limits import KAFKA_DEFAULT_MAX_MESSAGE_BYTES, RecordLimits, record_budget
 from app.core.matching import AutomationIndex
 from app.core.pipeline import MemoryAliasStore, Pipeline, ProcessResult, SourceInfo, alias_update
+from app.core.topics import dispatch_topics
 from app.errors import InvalidEventError
-from app.kafka.admin import topic_specs
+from app.kafka.admin import dispatch_topic_specs, topic_specs
 from app.kafka.records import read_batches
 from app.serialization import dumps, loads
 from app.settings import Settings
@@ -477,3 +478,12 @@ def test_64_bit_integers_and_long_digit_strings_are_kept_exactly() -> None:
     assert metadata == {"a": top, "b": bottom, "c": "9" * 40}
     assert type(metadata["a"]) is int
     assert type(metadata["b"]) is int
+
+
+def test_dispatcher_retry_topics_take_a_whole_job() -> None:
+    """A retry record carries the job: its topics get the worker's record limit too."""
+    s = settings()
+    specs = {spec.name: spec.configs for spec in dispatch_topic_specs(s)}
+    for kind in ("webhook", "notification"):
+        for name in dispatch_topics(s, kind).retries:
+            assert specs[name]["max.message.bytes"] == str(s.max_record_bytes), name
