@@ -18,7 +18,7 @@ import logging
 from typing import Any
 
 from aiokafka.consumer.fetcher import FetchResult
-from aiokafka.errors import CorruptRecordException, for_code
+from aiokafka.errors import CorruptRecordException, KafkaError, for_code
 from aiokafka.errors import NoError as KafkaNoError
 from aiokafka.protocol.fetch import FetchRequest
 from aiokafka.structs import TopicPartition
@@ -106,20 +106,26 @@ class LenientConsumerThread(AIOKafkaConsumerThread):
         request = FetchRequest(
             0, 1, size, fetcher._isolation_level, [(tp.topic, [(tp.partition, position, size)])]
         )
-        response = await consumer._client.send(node_id, request)
         records: list[Any] = []
-        for _topic, partitions in response.topics:
+        try:
+            response = await consumer._client.send(node_id, request)
+        except KafkaError as exc:
+            log.warning("%s: the lenient read failed (%r); it is tried again", tp, exc)
+            response = None
+        for _topic, partitions in response.topics if response is not None else ():
             for partition, error_code, _highwater, *part_data in partitions:
                 if partition != tp.partition:
                     continue
                 error = for_code(error_code)
                 if error is not KafkaNoError:
-                    raise error()
+                    log.warning("%s: the lenient read got %s; it is tried again", tp, error)
+                    continue
                 records = read_batches(part_data[-1], tp.topic, tp.partition, position)
         if max_records is not None:
             records = records[:max_records]
-        if records:
-            consumer.seek(tp, records[-1].offset + 1)
+        # Past what was read, or back to the same position (which also drops the dead
+        # buffer aiokafka left): the next fetch goes on from there.
+        consumer.seek(tp, records[-1].offset + 1 if records else position)
         return {tp: records} if records else {}
 
 
