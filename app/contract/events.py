@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from enum import StrEnum
 from typing import Annotated, Any, Final
 
@@ -201,10 +200,16 @@ def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-def _shape(obj: dict[str, Any]) -> tuple[int, int]:
-    """(number of object keys, nesting depth) of a parsed JSON object, without recursion."""
+# orjson reads an integer beyond 64 bits as a float, of magnitude 2**63 or more.
+_BIG = float(2**63)
+
+
+def _shape(obj: dict[str, Any]) -> tuple[int, int, bool]:
+    """(number of object keys, nesting depth, whether a float of 2**63 or more in
+    magnitude is held) of a parsed JSON object, without recursion."""
     keys = 0
     deepest = 0
+    big = False
     stack: list[tuple[Any, int]] = [(obj, 1)]
     while stack:
         value, depth = stack.pop()
@@ -221,7 +226,9 @@ def _shape(obj: dict[str, Any]) -> tuple[int, int]:
             kind = type(child)
             if kind is dict or kind is list:
                 stack.append((child, depth + 1))
-    return keys, deepest
+            elif kind is float and not -_BIG < child < _BIG:
+                big = True
+    return keys, deepest, big
 
 
 def _too_deep_path(obj: dict[str, Any]) -> str:
@@ -239,8 +246,9 @@ def _too_deep_path(obj: dict[str, Any]) -> str:
     return ""
 
 
-def _check_structure(raw: bytes, obj: dict[str, Any]) -> None:
-    """Refuse nesting deeper than MAX_EVENT_DEPTH and duplicate object keys.
+def _check_structure(raw: bytes, obj: dict[str, Any]) -> bool:
+    """Refuse nesting deeper than MAX_EVENT_DEPTH and duplicate object keys; return
+    whether the event holds a float that may have been an integer beyond 64 bits.
 
     Duplicate keys are ambiguous (parsers disagree on which one wins; I-JSON forbids
     them), so an event holding any goes to the dead letters. The check is exact and
@@ -250,7 +258,7 @@ def _check_structure(raw: bytes, obj: dict[str, Any]) -> None:
     it does not (a duplicate, or a string holding a quote before a colon) are the
     bytes parsed a second time to find the duplicate. Cost: about 2 us per event.
     """
-    keys, depth = _shape(obj)
+    keys, depth, big = _shape(obj)
     if depth > MAX_EVENT_DEPTH:
         raise InvalidEventError(
             f"{_too_deep_path(obj)}: nested more than {MAX_EVENT_DEPTH} levels deep",
@@ -260,7 +268,7 @@ def _check_structure(raw: bytes, obj: dict[str, Any]) -> None:
     # the number of keys written (it also counts a quote before a colon inside a string).
     written = raw.translate(None, _JSON_SPACE).count(b'":')
     if written == keys:
-        return
+        return big
     try:
         json.loads(raw, object_pairs_hook=_unique_pairs)
     except _DuplicateKeyError as exc:
@@ -268,11 +276,9 @@ def _check_structure(raw: bytes, obj: dict[str, Any]) -> None:
             f"duplicate key {short_repr(exc.key)} in a JSON object; an event must not repeat a key",
             code=DeadLetterCode.INVALID_FIELD,
         ) from None
+    return big
 
 
-# A digit run long enough to be an integer beyond 64 bits (-2**63 - 1 has 19 digits).
-# Only an event holding one (in a number or a string) is parsed a second time.
-_LONG_DIGITS = re.compile(rb"\d{19}")
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1
 
@@ -291,9 +297,11 @@ def _checked_int(literal: str) -> int:
 
 
 def _check_integers(raw: bytes) -> None:
-    """Refuse integers beyond 64 bits: the JSON reader would turn them into floats."""
-    if _LONG_DIGITS.search(raw) is None:
-        return
+    """Refuse integers beyond 64 bits: the JSON reader turned them into floats.
+
+    Only an event holding a float of 2**63 or more in magnitude (`_shape`) gets here,
+    to be parsed a second time, by the standard library, which tells integers apart.
+    """
     try:
         json.loads(raw, parse_int=_checked_int)
     except _BigIntegerError as exc:
@@ -329,11 +337,12 @@ def parse_event(raw: bytes, max_bytes: int) -> tuple[Event, dict[str, Any]]:
     if type(obj) is not dict:
         kind = _JSON_KINDS.get(type(obj), type(obj).__name__)
         raise InvalidEventError(f"not a JSON object (got {kind})", code=DeadLetterCode.NOT_OBJECT)
-    _check_structure(bytes(raw), obj)
+    big = _check_structure(bytes(raw), obj)
     try:
         event = Event.model_validate(obj)
     except ValidationError as exc:
         raise _event_error(exc) from None
-    # After the fields: a field that wants an integer already named the problem.
-    _check_integers(bytes(raw))
+    if big:
+        # After the fields: a field that wants an integer already named the problem.
+        _check_integers(bytes(raw))
     return event, obj

@@ -302,6 +302,7 @@ class Pipeline:
 
     __slots__ = (
         "alias_cap",
+        "budgets",
         "clock",
         "dead_letter_value_limit",
         "dlq_topic",
@@ -372,6 +373,8 @@ class Pipeline:
         self.limits = limits or RecordLimits(
             producer=self.max_job_bytes, default=self.max_job_bytes
         )
+        # Record budget per topic, filled as jobs go to each (a kafka action names its own).
+        self.budgets: dict[str, int] = {}
         self.dlq_topic = dlq_topic
         self.alias_cap = alias_cap
         self.state_budget = None if alias_topic is None else self.limits.budget(alias_topic)
@@ -453,7 +456,9 @@ class Pipeline:
         }
         value = dumps(fields)
         key = compiled.id.encode()
-        budget = self.limits.budget(topic)
+        budget = self.budgets.get(topic)
+        if budget is None:
+            budget = self.budgets[topic] = self.limits.budget(topic)
         if len(value) + len(key) > budget:
             raise JobTooLargeError(
                 f"job is {len(value) + len(key)} bytes, over the {budget}-byte record limit "
