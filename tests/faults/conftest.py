@@ -30,14 +30,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def kafka_bootstrap(kafka_bootstrap: str) -> Iterator[str]:
     """The fault suite's broker: one with Kafka's stock size limits (issue 18).
 
     A stock broker takes records of at most 1 MiB unless the topic says more, as docker
     compose and most clusters do; a broker that raises `message.max.bytes` would hide a
     record the worker sends over what its topic was created for. The session broker is
-    used when it is stock; otherwise the suite starts a dedicated stock one.
+    used when it is stock; otherwise the suite starts a dedicated stock one, stopped
+    when the fault suite's package is done.
     """
     if has_stock_size_limits(kafka_bootstrap):
         yield kafka_bootstrap
