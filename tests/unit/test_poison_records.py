@@ -23,7 +23,7 @@ from app.core.matching import AutomationIndex
 from app.core.pipeline import MemoryAliasStore, Pipeline, ProcessResult, SourceInfo, alias_update
 from app.core.topics import dispatch_topics
 from app.errors import InvalidEventError
-from app.kafka.admin import dispatch_topic_specs, topic_specs
+from app.kafka.admin import dispatch_topic_specs, record_limits, topic_specs
 from app.kafka.records import read_batches
 from app.serialization import dumps, loads
 from app.settings import Settings
@@ -487,3 +487,11 @@ def test_dispatcher_retry_topics_take_a_whole_job() -> None:
     for kind in ("webhook", "notification"):
         for name in dispatch_topics(s, kind).retries:
             assert specs[name]["max.message.bytes"] == str(s.max_record_bytes), name
+
+
+async def test_record_limits_fall_back_to_the_created_ones_when_the_broker_says_nothing() -> None:
+    """No broker (or no DescribeConfigs permission): the worker still starts, sizing to
+    the limits Hookstream creates its topics with."""
+    s = settings()
+    limits = await record_limits(s)
+    assert limits == RecordLimits.from_settings(s)
