@@ -18,14 +18,16 @@ table is a dict-backed fake (``HistoryReader``); history routing is covered else
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import faust
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from app.api.console.views import RecentDeadLetters
 from app.api.routes import define_api
+from app.contract.automations import Automation
 from app.core.matching import AutomationIndex
 from app.serialization import loads
 from app.settings import Settings
@@ -51,10 +53,21 @@ class FakeHistory:
 
 
 class Rig:
-    """A Faust app with the API routes, a rule book, and the recorded writes."""
+    """A Faust app with the API routes, a rule book, and the recorded writes.
 
-    def __init__(self) -> None:
-        self.settings = Settings(automations_topic=AUTOMATIONS, api_write_wait_seconds=0.2)
+    `automations` start in the rule book; `dead_letters` feeds the console's page;
+    `overrides` change the settings (e.g. `api_token`).
+    """
+
+    def __init__(
+        self,
+        automations: Iterable[Automation] = (),
+        dead_letters: RecentDeadLetters | None = None,
+        **overrides: Any,
+    ) -> None:
+        self.settings = Settings(
+            automations_topic=AUTOMATIONS, api_write_wait_seconds=0.2, **overrides
+        )
         self.app: Any = faust.App(
             f"hookstream-api-{uuid.uuid4().hex[:8]}",
             # Nothing may reach a broker here (the dev broker runs on :9092).
@@ -63,7 +76,7 @@ class Rig:
             autodiscover=False,
             web_enabled=True,
         )
-        self.index = AutomationIndex()
+        self.index = AutomationIndex(automations)
         self.rulebook = RuleBook(self.index)
         self.rulebook.ready.set()
         self.read_back = True
@@ -75,6 +88,7 @@ class Rig:
             rulebook=self.rulebook,
             history=FakeHistory(),
             send=self.writes,
+            dead_letters=dead_letters,
         )
 
     def _read_back(self, write: Write) -> None:

@@ -58,6 +58,22 @@ def test_each_parameter_narrows_the_list(params: dict[str, str], expected: list[
     assert ids(**params) == expected
 
 
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("glob", ["coll"]),
+        ("ACME", ["proj", "reg"]),
+        ("acme vision", ["proj"]),
+        ("mnist model", ["coll"]),
+        ("nothing-like-this", []),
+        ("", ["coll", "proj", "reg"]),
+    ],
+)
+def test_q_searches_id_name_description_and_scope(q: str, expected: list[str]) -> None:
+    """`q` keeps automations whose text holds every word, case-insensitively."""
+    assert ids(q=q) == expected
+
+
 def test_link_model_is_read_as_link_artifact() -> None:
     """The legacy event name filters like its current one."""
     assert parse_query({"event": "LINK_MODEL"}).event is EventType.LINK_ARTIFACT
