@@ -27,7 +27,6 @@ from tests.faults.raw_producer import RawRecord, produce_raw
 from tests.faults.report import Report
 from tests.faults.support import (
     FaultWorker,
-    TopicReader,
     apply,
     event_key,
     event_topic,
@@ -40,7 +39,7 @@ from tests.faults.support import (
     topic_config,
     workload,
 )
-from tests.support import wait_for
+from tests.support import TopicReader, wait_for
 
 BAD_KEY = b"\xff\xfe-trace"
 
