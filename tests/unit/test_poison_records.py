@@ -29,6 +29,8 @@ from app.serialization import dumps, loads
 from app.settings import Settings
 from tests.factories import ACTION_TOPICS, event_bytes, event_dict, make_automation, make_event
 
+pytestmark = pytest.mark.faults
+
 LIMIT = 1024 * 1024
 BAD_KEY = b"\xff\xfe-trace"
 
