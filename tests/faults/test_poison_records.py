@@ -332,5 +332,6 @@ def test_records_of_every_shape_end_as_one_job_set_or_one_dead_letter_and_never_
     assert jobs_done, f"{len(figures.lost)} jobs lost:\n{worker.log_tail()}"
     assert figures.lost == []
     assert figures.unexpected == []
+    assert figures.split_pairs == [], "one job set per event: every copy has its job_id"
     assert stops == 0, worker.log_tail(80)
     assert wait_for(lambda: worker.http_status("/readyz") == 200, 30), worker.log_tail(80)
