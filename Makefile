@@ -9,6 +9,8 @@ KAFKA := $(PY) deploy/kafka/local_kafka.py
 KAFKA_PORT ?= 9092
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+UP_ARGS ?=
+RUN_AUTOMATIONS ?= deploy/examples/automations.yaml
 BENCH_ARGS ?=
 BENCH_KAFKA_PORT ?= 19492
 
@@ -28,22 +30,26 @@ install: $(STAMP) ## Create .venv and install Hookstream with the dev extra
 
 # What the tests run but do not install (issue 13: tests never install system packages):
 # promtool and prometheus from Debian's `prometheus` package (the deployment tests check the
-# rules and scrape a worker with them), and the Kafka jars from Maven Central (the brokers
-# the tests start themselves). Present ones are kept. When one cannot be had, CI (CI=true)
-# stops here; elsewhere a warning, and the tests that need it skip, naming it.
+# rules and scrape a worker with them), Debian's `chromium` (the console's browser test
+# drives it with Playwright; never a browser Playwright downloads), and the Kafka jars from
+# Maven Central (the brokers the tests start themselves). Present ones are kept. When one
+# cannot be had, CI (CI=true) stops here; elsewhere a warning, and the tests that need it
+# skip, naming it.
 PROMETHEUS_TOOLS := promtool prometheus
-test-tools: install ## Install what the tests need when missing: Debian's prometheus package (apt-get), the Kafka jars (mvn)
+test-tools: install ## Install what the tests need when missing: Debian's prometheus and chromium packages (apt-get), the Kafka jars (mvn)
 	@fail() { echo "test-tools: $$1" >&2; case "$${CI,,}" in 1|true|yes) exit 1;; esac; \
 		echo "test-tools: continuing outside CI; the tests that need it skip" >&2; }; \
-	missing=""; for tool in $(PROMETHEUS_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	missing=""; packages=""; for tool in $(PROMETHEUS_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	[ -z "$$missing" ] || packages="prometheus"; \
+	command -v chromium >/dev/null || { missing="$$missing chromium"; packages="$$packages chromium"; }; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null; then sudo="sudo"; else sudo="none"; fi; \
-		if ! command -v apt-get >/dev/null; then fail "missing$$missing and no apt-get: install Prometheus (Debian's prometheus package)"; \
-		elif [ "$$sudo" = none ]; then fail "missing$$missing: Debian's prometheus package needs root (or sudo) to install"; \
-		else echo "installing Debian's prometheus package (missing:$$missing)"; \
+		if ! command -v apt-get >/dev/null; then fail "missing$$missing and no apt-get: install Debian's$$packages package(s)"; \
+		elif [ "$$sudo" = none ]; then fail "missing$$missing: Debian's$$packages package(s) need root (or sudo) to install"; \
+		else echo "installing Debian's$$packages (missing:$$missing)"; \
 			$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-			$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus \
-			|| fail "apt-get install prometheus failed"; fi; \
+			$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$packages \
+			|| fail "apt-get install$$packages failed"; fi; \
 	fi; \
 	if command -v mvn >/dev/null; then $(KAFKA) jars >/dev/null || fail "resolving the Kafka jars failed"; \
 	else fail "mvn not found: the Kafka jars of the tests' own brokers cannot be resolved"; fi
@@ -58,17 +64,18 @@ kafka-down: install ## Stop the local Kafka broker
 kafka-status: install ## Tell whether the local broker answers
 	$(KAFKA) status --port $(KAFKA_PORT)
 
-run: kafka-up ## Install, start a broker unless configured, apply the example automations, run the worker
+# `hookstream up` supervises the worker, both dispatchers and a local receiver; the
+# examples deliver to that receiver on loopback, which only this development setting allows.
+run: kafka-up ## Install, start a broker unless configured, then `hookstream up`: worker, dispatchers, local receiver, example automations
 	@export KAFKA_BOOTSTRAP_SERVERS=$${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:$(KAFKA_PORT)}; \
-	$(VENV)/bin/hookstream topics create && \
-	$(VENV)/bin/hookstream automations apply -f deploy/examples/automations.yaml && \
-	exec $(VENV)/bin/hookstream worker
+	export HOOKSTREAM_DISPATCH__ALLOW_LOOPBACK=$${HOOKSTREAM_DISPATCH__ALLOW_LOOPBACK:-true}; \
+	exec $(VENV)/bin/hookstream up --automations $(RUN_AUTOMATIONS) $(UP_ARGS)
 
 test: install test-tools ## Install (test tools too), start a broker (unless configured), run the whole suite, stop only that broker
 	@if [ -n "$$KAFKA_BOOTSTRAP_SERVERS" ]; then $(PY) -m pytest $(PYTEST_ARGS); \
 	else $(KAFKA) run --port $(KAFKA_PORT) -- $(PY) -m pytest $(PYTEST_ARGS); fi
 
-FAULT_TESTS := tests/faults tests/unit/test_hostile_events.py tests/unit/test_hostile_automations.py
+FAULT_TESTS := tests/faults tests/unit/test_hostile_events.py tests/unit/test_hostile_automations.py tests/unit/test_poison_records.py
 
 test-faults: install test-tools ## Fault suite only (crash, broker restart, rebalance, hostile input, secrets); figures in build/faults-report.md
 	@if [ -n "$$KAFKA_BOOTSTRAP_SERVERS" ]; then $(PY) -m pytest -m faults $(FAULT_TESTS) $(PYTEST_ARGS); \

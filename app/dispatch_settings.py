@@ -48,6 +48,10 @@ class DispatchSettings(BaseModel):
     allow_private_networks: bool = False
     allowed_hosts: tuple[str, ...] = ()
     allowed_networks: tuple[IPvAnyNetwork, ...] = ()
+    # Development only (`make run` sets it): loopback addresses are admitted, and
+    # http:// too when the URL's host is loopback (an IP literal or `localhost`), so the
+    # example automations reach `hookstream listen`; every other target keeps the rules.
+    allow_loopback: bool = False
 
     # Secret source: files in `secrets_dir` first, then env `<secrets_env_prefix><NAME>`.
     secrets_dir: Path | None = None

@@ -70,6 +70,13 @@ class Settings(BaseSettings):
     topic_replication_factor: int = Field(default=1, ge=1)
 
     max_event_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Alias pointers kept per collection (the state record of one collection holds them
+    # all); past the cap the pointers set longest ago are dropped, counted in
+    # hookstream_alias_pointers_dropped_total and logged (docs/decisions.md).
+    max_aliases_per_collection: int = Field(default=1000, ge=1, le=100_000)
+    # The max.message.bytes assumed for a topic a `kafka` action names (Hookstream does
+    # not create those): Kafka's default. A larger job is not sent ("produced no job").
+    kafka_action_max_message_bytes: int = Field(default=1024 * 1024 + 12, ge=1024)
 
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=0, le=65535)

@@ -14,6 +14,7 @@ from typing import Any
 
 from app.api.events import parse_http_event
 from app.api.examples import example_event
+from app.api.problems import ApiError
 from app.contract.automations import Automation
 from app.core.explain import explain
 from app.core.matching import AutomationIndex
@@ -21,7 +22,7 @@ from app.core.pipeline import MemoryAliasStore, Pipeline, SourceInfo
 from app.serialization import dumps, loads
 from app.settings import Settings
 
-__all__ = ["DRY_RUN_TOPIC", "dry_run"]
+__all__ = ["DRY_RUN_TOPIC", "dry_run", "dry_run_of_request"]
 
 DRY_RUN_TOPIC = "dry-run"
 
@@ -60,3 +61,13 @@ def dry_run(
         "event": received,
         "event_generated": generated,
     }
+
+
+def dry_run_of_request(
+    automation: Automation, event_raw: bytes | None, settings: Settings
+) -> dict[str, Any]:
+    """`dry_run` for a request: an invalid event's errors name `event.<field>`."""
+    try:
+        return dry_run(automation, event_raw, settings)
+    except ApiError as exc:
+        raise exc.prefixed("event") from None

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from app.contract.automations import Automation
-from app.contract.events import EventType
+from app.contract.events import ALIAS_EVENTS, TAG_EVENTS, EventType
 from app.contract.timestamps import iso_z
 from app.core.scopes import scope_place
 
@@ -36,15 +36,28 @@ def _wanted(condition: Any) -> tuple[bool, Any]:
     return False, None
 
 
+def _clauses(filter_: Mapping[str, Any], out: list[Mapping[str, Any]], depth: int = 0) -> None:
+    """The filter and its `$and` parts, through a one-branch `$or` (the W&B SDK's wrapper)."""
+    out.append(filter_)
+    if depth > 8:
+        return
+    parts = filter_.get("$and")
+    branches = filter_.get("$or")
+    nested = list(parts) if isinstance(parts, list) else []
+    if isinstance(branches, list) and len(branches) == 1:
+        nested.extend(branches)
+    for part in nested:
+        if isinstance(part, Mapping):
+            _clauses(part, out, depth + 1)
+
+
 def _pins(filter_: Mapping[str, Any] | None) -> dict[str, Any]:
     """Field -> value for the top-level (and `$and`) clauses that pin one value."""
     pins: dict[str, Any] = {}
     if not filter_:
         return pins
-    clauses: list[Mapping[str, Any]] = [filter_]
-    for part in filter_.get("$and", []) if isinstance(filter_.get("$and"), list) else []:
-        if isinstance(part, Mapping):
-            clauses.append(part)
+    clauses: list[Mapping[str, Any]] = []
+    _clauses(filter_, clauses)
     for clause in clauses:
         for field, condition in clause.items():
             if field.startswith("$"):
@@ -89,11 +102,22 @@ def example_event(automation: Automation, now: datetime) -> dict[str, Any]:
     }
     if "registry" in place:
         event["registry"] = place["registry"]
-    if automation.event is EventType.ADD_ARTIFACT_ALIAS:
+    kind = automation.event
+    if kind in ALIAS_EVENTS:
         event["alias"] = alias
-        if alias not in artifact["aliases"]:
+        if kind is EventType.ADD_ARTIFACT_ALIAS and alias not in artifact["aliases"]:
             artifact["aliases"].append(alias)
-    if automation.event is EventType.LINK_ARTIFACT:
+    elif isinstance(pins.get("alias"), str) and pins["alias"] not in artifact["aliases"]:
+        # Elsewhere `alias` is matched against the version's aliases.
+        artifact["aliases"].append(pins["alias"])
+    if kind in TAG_EVENTS:
+        tag = pins["tag"] if isinstance(pins.get("tag"), str) else "candidate"
+        event["tag"] = tag
+        if kind is EventType.ADD_ARTIFACT_TAG and tag not in artifact["tags"]:
+            artifact["tags"].append(tag)
+    elif isinstance(pins.get("tag"), str) and pins["tag"] not in artifact["tags"]:
+        artifact["tags"].append(pins["tag"])
+    if kind in (EventType.LINK_ARTIFACT, EventType.UNLINK_ARTIFACT):
         event["source"] = {
             "entity": place["entity"],
             "project": "example-project",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
-from app.api.http import ApiView
+from app.api.http import ApiContext, ApiView
 from app.api.problems import ApiError
 from app.api.routing import (
     FORWARDED_HEADER,
@@ -14,8 +15,65 @@ from app.api.routing import (
     owner_of,
     same_url,
 )
+from app.serialization import JSONDecodeError, loads
 
-__all__ = ["HistoryView"]
+__all__ = ["HistoryView", "history_limit", "history_owner", "local_history", "read_history"]
+
+
+def history_owner(ctx: ApiContext, automation_id: str, *, forwarded: bool) -> str | None:
+    """The URL of the worker holding `automation_id`'s history; None when it is this one.
+
+    Raises ApiError 503 while the partition has no owner or is moving.
+    """
+    me = _me(ctx)
+    partition = key_partition(automation_id.encode(), ctx.history.partitions)
+    metadata = ctx.app.router.table_metadata(ctx.history.name)
+    owner = owner_of(metadata, ctx.history.changelog_topic, partition)
+    if owner is None or ctx.app.rebalancing:
+        raise ApiError(
+            503,
+            "history partitions are being (re)assigned; retry",
+            headers={"Retry-After": "1"},
+        )
+    if same_url(owner, me):
+        return None
+    if forwarded:
+        # The sender thinks we own it and we think it does not: a rebalance is moving it.
+        raise ApiError(503, "history partition is moving; retry", headers={"Retry-After": "1"})
+    return owner
+
+
+def local_history(ctx: ApiContext, automation_id: str, limit: int) -> dict[str, Any]:
+    """The history this worker holds, with the newest `limit` executions."""
+    history = ctx.history.get(automation_id)
+    history["executions"] = history.get("executions", [])[:limit]
+    return history
+
+
+async def read_history(ctx: ApiContext, automation_id: str, limit: int) -> dict[str, Any]:
+    """One automation's history from whichever worker holds it (the console's read)."""
+    owner = history_owner(ctx, automation_id, forwarded=False)
+    if owner is None:
+        return local_history(ctx, automation_id, limit)
+    answer = await forward_get(
+        ctx.app.http_client,
+        owner,
+        f"/automations/{quote(automation_id, safe='')}/history?limit={limit}",
+        _me(ctx),
+        ctx.settings.api_forward_timeout_seconds,
+    )
+    try:
+        body = loads(answer.body)
+    except JSONDecodeError:
+        body = None
+    if answer.status != 200 or not isinstance(body, dict):
+        raise ApiError(503, f"the worker holding this history ({owner}) answered {answer.status}")
+    return body
+
+
+def _me(ctx: ApiContext) -> str:
+    # The URL this worker announced to the group (settings.advertised_url).
+    return str(ctx.app.conf.canonical_url).rstrip("/")
 
 
 class HistoryView(ApiView):
@@ -26,25 +84,14 @@ class HistoryView(ApiView):
         ctx = self.ctx
         ctx.store.ensure_loaded()
         ctx.store.get(automation_id)
-        limit = _limit(request.query.get("limit"), ctx.settings.history_size)
-        # The URL this worker announced to the group (settings.advertised_url).
-        me = str(ctx.app.conf.canonical_url).rstrip("/")
-        partition = key_partition(automation_id.encode(), ctx.history.partitions)
-        metadata = ctx.app.router.table_metadata(ctx.history.name)
-        owner = owner_of(metadata, ctx.history.changelog_topic, partition)
-        if owner is None or ctx.app.rebalancing:
-            raise ApiError(
-                503,
-                "history partitions are being (re)assigned; retry",
-                headers={"Retry-After": "1"},
-            )
-        if same_url(owner, me):
-            history = ctx.history.get(automation_id)
-            history["executions"] = history.get("executions", [])[:limit]
+        limit = history_limit(request.query.get("limit"), ctx.settings.history_size)
+        me = _me(ctx)
+        owner = history_owner(
+            ctx, automation_id, forwarded=bool(request.headers.get(FORWARDED_HEADER))
+        )
+        if owner is None:
+            history = local_history(ctx, automation_id, limit)
             return self.reply(history, headers={SERVED_BY_HEADER: me})
-        if request.headers.get(FORWARDED_HEADER):
-            # The sender thinks we own it and we think it does not: a rebalance is moving it.
-            raise ApiError(503, "history partition is moving; retry", headers={"Retry-After": "1"})
         answer = await forward_get(
             ctx.app.http_client,
             owner,
@@ -60,7 +107,8 @@ class HistoryView(ApiView):
         )
 
 
-def _limit(raw: str | None, size: int) -> int:
+def history_limit(raw: str | None, size: int) -> int:
+    """The `limit` query parameter, at most `size`; raises ApiError 400."""
     if raw is None:
         return size
     if not raw.isdigit() or int(raw) < 1:

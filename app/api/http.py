@@ -118,12 +118,14 @@ class ApiView(View):
                 )
             return await super().dispatch(request)
         except ApiError as exc:
-            return self.reply(exc.body(), status=exc.status, headers=exc.headers)
+            return self.refusal(exc)
         except Exception:  # a bug must answer 500 with JSON, not kill the connection
             log.exception("%s %s failed", request.method, request.path)
-            return self.reply(
-                ApiError(500, "internal error; the worker log has the details").body(), status=500
-            )
+            return self.refusal(ApiError(500, "internal error; the worker log has the details"))
+
+    def refusal(self, exc: ApiError) -> Any:
+        """The answer to a refused request: JSON here (the console answers HTML)."""
+        return self.reply(exc.body(), status=exc.status, headers=exc.headers)
 
     def reply(
         self, value: Any, *, status: int = 200, headers: Mapping[str, str] | None = None

@@ -26,6 +26,11 @@ class ApiError(HookstreamError):
         self.errors = list(errors)
         self.headers = dict(headers or {})
 
+    def prefixed(self, prefix: str) -> ApiError:
+        """The same error with each field path under `prefix` (e.g. `event.entity`)."""
+        errors = [(f"{prefix}.{field}" if field else prefix, why) for field, why in self.errors]
+        return ApiError(self.status, self.reason, errors=errors, headers=self.headers)
+
     def body(self) -> dict[str, object]:
         """The JSON body: `error`, and `errors` as [{field, reason}] when there are any."""
         out: dict[str, object] = {"error": self.reason, "status": self.status}

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from app.api.auth import check_safe_bind
-from app.api.dryrun import dry_run
+from app.api.console import define_console
+from app.api.console.views import RecentDeadLetters
+from app.api.dryrun import dry_run_of_request
 from app.api.history_view import HistoryView
 from app.api.http import ApiContext, ApiView, HistoryReader, read_object
 from app.api.ingest_view import EventsView
@@ -42,11 +44,6 @@ def _event_bytes(body: dict[str, Any], allowed: frozenset[str]) -> bytes | None:
         )
     event = body.get("event")
     return None if event is None else dumps(event)
-
-
-def _prefixed(exc: ApiError, prefix: str) -> ApiError:
-    errors = [(f"{prefix}.{field}" if field else prefix, reason) for field, reason in exc.errors]
-    return ApiError(exc.status, exc.reason, errors=errors, headers=exc.headers)
 
 
 class AutomationsView(ApiView):
@@ -108,15 +105,8 @@ class AutomationView(ApiView):
         try:
             automation = validate_automation(body["automation"], self.ctx.settings)
         except ApiError as exc:
-            raise _prefixed(exc, "automation") from None
-        return self.reply(_dry_run(self.ctx, automation, raw))
-
-
-def _dry_run(ctx: ApiContext, automation: Any, raw: bytes | None) -> dict[str, Any]:
-    try:
-        return dry_run(automation, raw, ctx.settings)
-    except ApiError as exc:
-        raise _prefixed(exc, "event") from None
+            raise exc.prefixed("automation") from None
+        return self.reply(dry_run_of_request(automation, raw, self.ctx.settings))
 
 
 class AutomationTestView(ApiView):
@@ -128,7 +118,7 @@ class AutomationTestView(ApiView):
         automation = self.ctx.store.get(automation_id)
         body = await read_object(request, empty_ok=True)
         raw = _event_bytes(body, frozenset({"event"}))
-        return self.reply(_dry_run(self.ctx, automation, raw))
+        return self.reply(dry_run_of_request(automation, raw, self.ctx.settings))
 
 
 class OpenApiView(ApiView):
@@ -165,11 +155,13 @@ def define_api(
     rulebook: AppliedRules,
     history: HistoryReader,
     send: Send | None = None,
+    dead_letters: RecentDeadLetters | None = None,
 ) -> ApiContext:
     """Refuse an unsafe bind, then register every route on the Faust app's web server.
 
     ``send`` produces a record and waits for Kafka's acknowledgement; by default the
-    app's producer (tests pass a fake, e.g. ``app.testing.RecordingWrites``).
+    app's producer (tests pass a fake, e.g. ``app.testing.RecordingWrites``);
+    ``dead_letters`` feeds the console's dead-letter page (by default it reads the topic).
     """
     check_safe_bind(settings)
     if send is None:
@@ -180,4 +172,5 @@ def define_api(
         # A subclass per worker: two workers in one process (tests) keep their own context.
         bound = type(view.__name__, (view,), {"ctx": ctx, "__doc__": view.__doc__})
         app.page(path, name=f"api-{view.__name__}")(bound)
+    define_console(app, ctx, dead_letters=dead_letters)
     return ctx

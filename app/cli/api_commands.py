@@ -1,4 +1,4 @@
-"""`hookstream automations apply|list|get|enable|disable|delete|test|history` over the API,
+"""`hookstream automations apply|export|list|get|enable|disable|delete|test|history` (API),
 and `hookstream openapi export|check` for the API's checked-in OpenAPI document.
 
 Every command talks HTTP to one worker (`--url`, default `settings.client_url`) with
@@ -21,6 +21,7 @@ import yaml
 from app.cli.api_client import ApiResponse
 from app.cli.apply import cmd_apply
 from app.cli.common import EXIT_REFUSED, command_entry, connect, table
+from app.cli.export import cmd_export
 from app.serialization import dumps_str, loads
 from app.settings import Settings
 
@@ -253,9 +254,17 @@ def add_api_commands(sub: Any) -> None:
     p.add_argument("-f", "--file", required=True, help="YAML/JSON file or a folder of them")
     p.set_defaults(func=command_entry(cmd_apply))
 
+    p = _common(actions.add_parser("export", help="write automations as a file apply -f reads"))
+    p.add_argument("ids", nargs="*", metavar="ID", help="only these (default: all)")
+    p.add_argument("-o", "--output", help="file to write (default: stdout)")
+    p.add_argument(
+        "--format", choices=["yaml", "json"], help="default: from -o's suffix, else yaml"
+    )
+    p.set_defaults(func=command_entry(cmd_export))
+
     p = _common(actions.add_parser("list", help="list automations"))
     p.add_argument("--event", help="event type")
-    p.add_argument("--scope-type", choices=["project", "registry", "artifact_collection"])
+    p.add_argument("--scope-type", choices=["project", "registry", "artifact_collection", "entity"])
     p.add_argument("--entity")
     p.add_argument("--project")
     p.add_argument("--registry")

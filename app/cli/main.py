@@ -14,6 +14,7 @@ from typing import Any
 from app import serialization
 from app.cli.api_commands import add_api_commands
 from app.contract.timestamps import iso_z
+from app.dispatch.signing import add_secret_arguments
 from app.errors import HookstreamError
 from app.settings import Settings
 
@@ -102,7 +103,7 @@ def _event_from_flags(args: argparse.Namespace) -> dict[str, Any]:
             "metadata": metadata,
         },
     }
-    for field in ("author", "registry", "alias"):
+    for field in ("author", "registry", "alias", "tag"):
         if getattr(args, field):
             event[field] = getattr(args, field)
     if args.type in ("LINK_ARTIFACT", "LINK_MODEL"):
@@ -194,6 +195,53 @@ def cmd_verify_signature(args: argparse.Namespace) -> int:
     return main_verify(args.args)
 
 
+def cmd_listen(args: argparse.Namespace) -> int:
+    """Run a local webhook receiver that verifies and prints every delivery."""
+    import os
+
+    from app.cli.listen import Listener, serve
+    from app.dispatch.secrets import SecretResolver
+    from app.dispatch.signing import gather_secrets, parse_secrets
+
+    if not 200 <= args.status <= 599:
+        print("error: --status must be an HTTP status from 200 to 599", file=sys.stderr)
+        return 2
+    settings = _settings()
+    # Secret names resolve exactly as the dispatchers resolve them (folder, then
+    # HOOKSTREAM_SECRET_<NAME>), so `listen` and `dispatch` agree without copying values.
+    resolver = SecretResolver.from_settings(settings.dispatch, os.environ)
+    try:
+        secrets = gather_secrets(args.secret, args.secret_env, args.secret_file, os.environ)
+        for name in args.secret_name:
+            secrets.extend(s.get_secret_value() for s in resolver.resolve_many(name))
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    options = ("status", "forward_to", "require_signature", "tolerance")
+    listener = Listener(
+        [one for value in secrets for one in parse_secrets(value)],
+        sys.stdout,
+        as_json=args.json,
+        save_dir=Path(args.save) if args.save else None,
+        **{name: getattr(args, name) for name in options},
+    )
+    asyncio.run(serve(listener, args.host, args.port))
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Run the worker, both dispatchers and a local receiver until Ctrl-C."""
+    from app.cli.up import run_up
+
+    settings = _settings()
+    if args.port is not None:
+        settings = settings.model_copy(update={"web_port": args.port})
+    automations = Path(args.automations) if args.automations else None
+    return run_up(
+        settings, automations, args.receiver_port, sys.stdout, receiver_status=args.receiver_status
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="hookstream", description=__doc__)
@@ -202,6 +250,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="run the event worker")
     p.add_argument("--port", type=int, default=None, help="web port (default: settings)")
     p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser(
+        "up", help="run the worker, both dispatchers and a local receiver (Ctrl-C stops all)"
+    )
+    p.add_argument("--automations", help="apply this automations file or folder first")
+    p.add_argument("--port", type=int, default=None, help="worker port (default: settings)")
+    p.add_argument(
+        "--receiver-port", type=int, default=None, help="receiver port (default: worker port + 3)"
+    )
+    p.add_argument(
+        "--receiver-status", type=int, default=200, help="status the receiver answers (try 503)"
+    )
+    p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("dispatch", help="run a webhook or notification dispatcher")
     p.add_argument("kind", choices=["webhook", "notification"])
@@ -228,7 +289,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("publish", help="publish an event")
     p.add_argument("file", nargs="?", help="JSON or JSON lines file, - for stdin")
     p.add_argument(
-        "--type", choices=["CREATE_ARTIFACT", "ADD_ARTIFACT_ALIAS", "LINK_ARTIFACT", "LINK_MODEL"]
+        "--type",
+        choices=[
+            "CREATE_ARTIFACT",
+            "ADD_ARTIFACT_ALIAS",
+            "LINK_ARTIFACT",
+            "LINK_MODEL",
+            *(
+                "UNLINK_ARTIFACT",
+                "ADD_ARTIFACT_TAG",
+                "REMOVE_ARTIFACT_TAG",
+                "REMOVE_ARTIFACT_ALIAS",
+            ),
+        ],
     )
     p.add_argument("--entity")
     p.add_argument("--project")
@@ -236,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--collection")
     p.add_argument("--version", type=int, default=0)
     p.add_argument("--alias")
+    p.add_argument("--tag", help="the tag added or removed (tag events)")
     p.add_argument("--aliases", nargs="*")
     p.add_argument("--tags", nargs="*")
     p.add_argument("--artifact-type", default="model")
@@ -253,6 +327,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max", type=int, default=None)
     p.add_argument("--timeout", type=float, default=None, help="stop after this many idle seconds")
     p.set_defaults(func=cmd_tail)
+    p = sub.add_parser(
+        "listen", help="a local webhook receiver that verifies and prints deliveries"
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=6069)
+    p.add_argument(
+        "--secret-name",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a secret name, resolved as the dispatchers do (secrets_dir, HOOKSTREAM_SECRET_NAME)",
+    )
+    add_secret_arguments(p)
+    p.add_argument(
+        "--status", type=int, default=200, help="status to answer (e.g. 503 to try retries)"
+    )
+    p.add_argument("--forward-to", metavar="URL", help="pass every delivery on to this URL")
+    p.add_argument(
+        "--require-signature", action="store_true", help="answer 401 to unsigned deliveries"
+    )
+    p.add_argument("--tolerance", type=float, default=300.0, help="timestamp tolerance (s)")
+    p.add_argument("--json", action="store_true", help="one JSON object per delivery")
+    p.add_argument(
+        "--save", metavar="DIR", help="keep each body and its headers (for verify-signature)"
+    )
+    p.set_defaults(func=cmd_listen)
     p = sub.add_parser(
         "verify-signature",
         add_help=False,

@@ -5,10 +5,8 @@ from __future__ import annotations
 import sys
 import time
 
-from aiokafka import AIOKafkaConsumer
-
 from app import serialization
-from app.kafka.clients import topic_partitions
+from app.kafka.clients import log_reader, rewind, topic_partitions
 from app.settings import Settings
 
 __all__ = ["tail"]
@@ -23,20 +21,12 @@ async def tail(
     timeout: float | None = None,
 ) -> int:
     """Print each record as `key<TAB>json`; stop after max_records or timeout idle seconds."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
+    consumer = await log_reader(settings.kafka_bootstrap_servers, client_id="hookstream-tail")
     seen = 0
     try:
         tps = await topic_partitions(consumer, topic)
-        consumer.assign(tps)
-        if from_beginning:
-            await consumer.seek_to_beginning(*tps)
-        else:
+        await rewind(consumer, tps)
+        if not from_beginning:
             await consumer.seek_to_end(*tps)
         idle_since = time.monotonic()
         while max_records is None or seen < max_records:

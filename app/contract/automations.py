@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -26,7 +27,16 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from app.contract.events import EventType
-from app.contract.fields import HeaderName, Label, Name, SecretName, Slug, TopicName, field_errors
+from app.contract.fields import (
+    HeaderName,
+    Label,
+    Name,
+    SecretName,
+    Slug,
+    TopicName,
+    field_errors,
+    short_repr,
+)
 from app.contract.runs import RunEventType, run_event_filter
 from app.errors import FilterError, InvalidAutomationError, TemplateError
 from app.lang.filters import compile_filter
@@ -34,6 +44,8 @@ from app.lang.templating import compile_template, sample_variables
 from app.serialization import JSONDecodeError, loads
 
 __all__ = [
+    "DEFAULT_NOTIFICATION_TITLE",
+    "DEFAULT_WEBHOOK_PAYLOAD",
     "Action",
     "ActionType",
     "ArtifactCollectionScope",
@@ -96,7 +108,7 @@ class ArtifactCollectionScope(BaseModel):
 
 
 class EntityScope(BaseModel):
-    """Every project of one entity (W&B's team and organization scopes; run events)."""
+    """Every project and every registry of one entity (W&B: a team or organisation scope)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -110,25 +122,32 @@ Scope = Annotated[
 ]
 
 
+_AUTOMATION_EVENT_NAMES: Final = ", ".join([*EventType, *RunEventType])
+
+
 def _automation_event(value: Any) -> EventType | RunEventType:
     if isinstance(value, EventType | RunEventType):
         return value
-    if value == "LINK_MODEL":
-        return EventType.LINK_ARTIFACT
-    for kind in (EventType, RunEventType):
-        try:
-            return kind(value)
-        except ValueError:
-            pass
-    names = ", ".join([*EventType, *RunEventType])
+    if isinstance(value, str):
+        # The W&B SDK looks event types up case-insensitively; an automation may too.
+        name = value.strip().upper()
+        if name == "LINK_MODEL":
+            return EventType.LINK_ARTIFACT
+        for kind in (EventType, RunEventType):
+            try:
+                return kind(name)
+            except ValueError:
+                pass
+    # Named, so that a W&B event Hookstream lacks (ADD_COLLECTION_TAG...) reads clearly.
     raise PydanticCustomError(
-        "enum",
-        "unknown event type {value}; expected one of {names}",
-        {"value": repr(value)[:80], "names": names},
+        "event_type",
+        "unknown event type {value}; expected one of {names} (LINK_MODEL is read as LINK_ARTIFACT)",
+        {"value": short_repr(value), "names": _AUTOMATION_EVENT_NAMES},
     )
 
 
-# Artifact and registry event types, or a run event type (app.contract.runs).
+# An artifact or registry event type, or a run event type (app.contract.runs), in any
+# letter case (W&B SDK look-ups).
 AutomationEvent = Annotated[
     EventType | RunEventType,
     PlainValidator(_automation_event),
@@ -143,19 +162,24 @@ def _template_error(exc: TemplateError, path: str = "") -> PydanticCustomError:
     return PydanticCustomError("invalid_template", "{reason}", {"reason": str(exc), "path": path})
 
 
+def _json_value(text: str, kind: str, message: str) -> Any:
+    """The JSON value of `text`; a PydanticCustomError(kind, message) when it is not JSON."""
+    try:
+        return loads(text)
+    except JSONDecodeError as exc:
+        raise PydanticCustomError(kind, message, {"reason": str(exc)}) from None
+
+
 def _json_template(value: str) -> str:
     try:
         template = compile_template(value, json_context=True)
     except TemplateError as exc:
         raise _template_error(exc) from None
-    try:
-        loads(template.render(sample_variables()))
-    except JSONDecodeError as exc:
-        raise PydanticCustomError(
-            "invalid_json",
-            "not valid JSON after rendering a sample event: {reason}",
-            {"reason": str(exc)},
-        ) from None
+    _json_value(
+        template.render(sample_variables()),
+        "invalid_json",
+        "not valid JSON after rendering a sample event: {reason}",
+    )
     return value
 
 
@@ -199,6 +223,29 @@ HeaderTemplate = Annotated[
 ]
 
 
+#: The payload of a webhook written without one (the W&B SDK's ``SendWebhook`` makes
+#: ``request_payload`` optional): the event in W&B's variable names, one JSON object.
+DEFAULT_WEBHOOK_PAYLOAD: Final = (
+    '{"event_type": "${event_type}", "event_id": "${event_id}", '
+    '"event_author": "${event_author}", "entity_name": "${entity_name}", '
+    '"project_name": "${project_name}", "registry_name": "${registry_name}", '
+    '"artifact_collection_name": "${artifact_collection_name}", '
+    '"artifact_version": "${artifact_version}", '
+    '"artifact_version_string": "${artifact_version_string}", '
+    '"alias": "${alias}", "tag": "${tag}", "occurred_at": "${occurred_at}"}'
+)
+
+#: The title of a notification written without one (the W&B SDK's default is "").
+DEFAULT_NOTIFICATION_TITLE: Final = "${event_type} on ${artifact_version_string}"
+
+
+def _default_if_empty(default: str) -> Any:
+    def fill(value: Any) -> Any:
+        return default if value is None or value == "" else value
+
+    return BeforeValidator(fill)
+
+
 class WebhookAction(BaseModel):
     """POST a rendered JSON payload to a URL."""
 
@@ -206,7 +253,9 @@ class WebhookAction(BaseModel):
 
     type: Literal["webhook"]
     url: Annotated[str, StringConstraints(max_length=2048), AfterValidator(_http_url)]
-    payload: JsonTemplate
+    payload: Annotated[JsonTemplate, _default_if_empty(DEFAULT_WEBHOOK_PAYLOAD)] = (
+        DEFAULT_WEBHOOK_PAYLOAD
+    )
     headers: Annotated[dict[HeaderName, HeaderTemplate], Field(max_length=64)] | None = None
     secret: SecretName | None = None
     access_token: SecretName | None = None
@@ -219,8 +268,12 @@ class NotificationAction(BaseModel):
 
     type: Literal["notification"]
     channel: Label
-    title: Annotated[TextTemplate, StringConstraints(min_length=1, max_length=1000)]
-    message: Annotated[TextTemplate, StringConstraints(max_length=20_000)]
+    title: Annotated[
+        TextTemplate,
+        StringConstraints(min_length=1, max_length=1000),
+        _default_if_empty(DEFAULT_NOTIFICATION_TITLE),
+    ] = DEFAULT_NOTIFICATION_TITLE
+    message: Annotated[TextTemplate, StringConstraints(max_length=20_000)] = ""
     severity: Literal["INFO", "WARN", "ERROR"] = "INFO"
 
 
@@ -289,6 +342,13 @@ Action = Annotated[
 ]
 
 
+def _filter_json(value: Any) -> Any:
+    # W&B's API stores and returns a filter as JSON text; it is read as the object.
+    if not isinstance(value, str):
+        return value
+    return _json_value(value, "invalid_filter", "a filter given as a string must be JSON: {reason}")
+
+
 class Automation(BaseModel):
     """An automation (contract "Automations"); ``revision`` is a Hookstream addition."""
 
@@ -300,7 +360,20 @@ class Automation(BaseModel):
     enabled: StrictBool = True
     event: AutomationEvent
     scope: Scope
-    filter: dict[str, Any] | None = None
+    filter: Annotated[
+        dict[str, Any] | None,
+        BeforeValidator(_filter_json),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "object"},
+                    {"type": "string", "contentMediaType": "application/json"},
+                    {"type": "null"},
+                ]
+            },
+            mode="validation",
+        ),
+    ] = None
     action: Action
     revision: Annotated[StrictInt, Field(ge=1)] = 1
     # Run events only: after a firing, the same run does not fire again for this long
@@ -347,13 +420,6 @@ class Automation(BaseModel):
                     {"path": "filter", "event": self.event.value},
                 )
             return self
-        if self.scope.type == "entity":
-            raise PydanticCustomError(
-                "scope_event",
-                "an entity scope takes run events (RUN_METRIC, RUN_METRIC_CHANGE, "
-                "RUN_METRIC_ZSCORE, RUN_STATE)",
-                {"path": "scope.type"},
-            )
         if self.cooldown_seconds is not None:
             raise PydanticCustomError(
                 "cooldown",

@@ -33,38 +33,74 @@ from app.errors import InvalidEventError
 from app.serialization import JSONDecodeError, loads
 
 __all__ = [
+    "ALIAS_EVENTS",
     "MAX_EVENT_DEPTH",
+    "TAG_EVENTS",
     "Artifact",
+    "AutomationEventTypeField",
     "Event",
     "EventType",
     "EventTypeField",
     "Source",
+    "check_integers",
+    "check_structure",
     "parse_event",
 ]
 
 
 class EventType(StrEnum):
-    """The three event types (W&B names); ``LINK_MODEL`` is read as ``LINK_ARTIFACT``."""
+    """Event types (W&B names); ``LINK_MODEL`` is read as ``LINK_ARTIFACT``."""
 
     CREATE_ARTIFACT = "CREATE_ARTIFACT"
     ADD_ARTIFACT_ALIAS = "ADD_ARTIFACT_ALIAS"
     LINK_ARTIFACT = "LINK_ARTIFACT"
+    # Artifact events of issue 14 (contract "More artifact events").
+    UNLINK_ARTIFACT = "UNLINK_ARTIFACT"
+    ADD_ARTIFACT_TAG = "ADD_ARTIFACT_TAG"
+    REMOVE_ARTIFACT_TAG = "REMOVE_ARTIFACT_TAG"
+    REMOVE_ARTIFACT_ALIAS = "REMOVE_ARTIFACT_ALIAS"
+
+
+#: Events about one alias (``alias`` required) and about one tag (``tag`` required).
+ALIAS_EVENTS: Final = frozenset({EventType.ADD_ARTIFACT_ALIAS, EventType.REMOVE_ARTIFACT_ALIAS})
+TAG_EVENTS: Final = frozenset({EventType.ADD_ARTIFACT_TAG, EventType.REMOVE_ARTIFACT_TAG})
 
 
 _EVENT_TYPE_NAMES = ", ".join(t.value for t in EventType)
+_EVENT_TYPE_VALUES = frozenset(t.value for t in EventType)
 
 
 def _event_type(value: Any) -> Any:
     return EventType.LINK_ARTIFACT.value if value == "LINK_MODEL" else value
 
 
-EventTypeField = Annotated[
-    EventType,
-    BeforeValidator(_event_type),
-    WithJsonSchema(
-        {"type": "string", "enum": [*(t.value for t in EventType), "LINK_MODEL"]},
-        mode="validation",
-    ),
+_EVENT_TYPE_SCHEMA = WithJsonSchema(
+    {"type": "string", "enum": [*(t.value for t in EventType), "LINK_MODEL"]},
+    mode="validation",
+)
+
+EventTypeField = Annotated[EventType, BeforeValidator(_event_type), _EVENT_TYPE_SCHEMA]
+
+
+def _automation_event_type(value: Any) -> Any:
+    # The W&B SDK looks event types up case-insensitively; an automation may too.
+    if not isinstance(value, str):
+        return value
+    name = _event_type(value.strip().upper())
+    if name not in _EVENT_TYPE_VALUES:
+        # Named, so that a W&B event Hookstream lacks (ADD_COLLECTION_TAG...) reads clearly.
+        raise PydanticCustomError(
+            "event_type",
+            "unknown event type {value}; expected one of {names} (LINK_MODEL is read as "
+            "LINK_ARTIFACT)",
+            {"value": short_repr(value), "names": _EVENT_TYPE_NAMES},
+        )
+    return name
+
+
+#: An automation's ``event``: as EventTypeField, in any letter case (W&B SDK look-ups).
+AutomationEventTypeField = Annotated[
+    EventType, BeforeValidator(_automation_event_type), _EVENT_TYPE_SCHEMA
 ]
 
 
@@ -93,10 +129,27 @@ class Source(BaseModel):
     version: Version
 
 
+def _required_when(types: list[str], field: str) -> dict[str, Any]:
+    return {
+        "if": {"properties": {"event_type": {"enum": types}}, "required": ["event_type"]},
+        "then": {"required": [field]},
+    }
+
+
+# The schema says what _required_by_type enforces: the fields each event type needs.
+_TYPE_REQUIREMENTS: Final[dict[str, Any]] = {
+    "allOf": [
+        _required_when(sorted(t.value for t in ALIAS_EVENTS), "alias"),
+        _required_when(sorted(t.value for t in TAG_EVENTS), "tag"),
+        _required_when([EventType.LINK_ARTIFACT.value, "LINK_MODEL"], "source"),
+    ]
+}
+
+
 class Event(BaseModel):
     """A registry or artifact event (contract "Events"); extra fields are kept."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, json_schema_extra=_TYPE_REQUIREMENTS)
 
     event_id: EventId
     event_type: EventTypeField
@@ -107,13 +160,19 @@ class Event(BaseModel):
     registry: Name | None = None
     artifact: Artifact
     alias: Label | None = None
+    tag: Label | None = None
     source: Source | None = None
 
     @model_validator(mode="after")
     def _required_by_type(self) -> Event:
-        if self.event_type is EventType.ADD_ARTIFACT_ALIAS and self.alias is None:
+        kind = self.event_type
+        if kind in ALIAS_EVENTS and self.alias is None:
             raise PydanticCustomError(
-                "missing_field", "Field required for ADD_ARTIFACT_ALIAS events", {"path": "alias"}
+                "missing_field", f"Field required for {kind.value} events", {"path": "alias"}
+            )
+        if kind in TAG_EVENTS and self.tag is None:
+            raise PydanticCustomError(
+                "missing_field", f"Field required for {kind.value} events", {"path": "tag"}
             )
         if self.event_type is EventType.LINK_ARTIFACT and self.source is None:
             raise PydanticCustomError(
@@ -145,6 +204,16 @@ class Event(BaseModel):
     def added_alias(self) -> str | None:
         """The alias added by an ``ADD_ARTIFACT_ALIAS`` event; None for other events."""
         return self.alias if self.event_type is EventType.ADD_ARTIFACT_ALIAS else None
+
+    @property
+    def event_alias(self) -> str | None:
+        """The alias an alias event (added or removed) is about; None for other events."""
+        return self.alias if self.event_type in ALIAS_EVENTS else None
+
+    @property
+    def event_tag(self) -> str | None:
+        """The tag a tag event (added or removed) is about; None for other events."""
+        return self.tag if self.event_type in TAG_EVENTS else None
 
 
 def _event_error(exc: ValidationError) -> InvalidEventError:
@@ -200,10 +269,16 @@ def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-def _shape(obj: dict[str, Any]) -> tuple[int, int]:
-    """(number of object keys, nesting depth) of a parsed JSON object, without recursion."""
+# orjson reads an integer beyond 64 bits as a float, of magnitude 2**63 or more.
+_BIG = float(2**63)
+
+
+def _shape(obj: dict[str, Any]) -> tuple[int, int, bool]:
+    """(number of object keys, nesting depth, whether a float of 2**63 or more in
+    magnitude is held) of a parsed JSON object, without recursion."""
     keys = 0
     deepest = 0
+    big = False
     stack: list[tuple[Any, int]] = [(obj, 1)]
     while stack:
         value, depth = stack.pop()
@@ -220,7 +295,9 @@ def _shape(obj: dict[str, Any]) -> tuple[int, int]:
             kind = type(child)
             if kind is dict or kind is list:
                 stack.append((child, depth + 1))
-    return keys, deepest
+            elif kind is float and not -_BIG < child < _BIG:
+                big = True
+    return keys, deepest, big
 
 
 def _too_deep_path(obj: dict[str, Any]) -> str:
@@ -238,8 +315,10 @@ def _too_deep_path(obj: dict[str, Any]) -> str:
     return ""
 
 
-def _check_structure(raw: bytes, obj: dict[str, Any]) -> None:
-    """Refuse nesting deeper than MAX_EVENT_DEPTH and duplicate object keys.
+def check_structure(raw: bytes, obj: dict[str, Any]) -> bool:
+    """Refuse nesting deeper than MAX_EVENT_DEPTH and duplicate object keys; return
+    whether the event holds a float that may have been an integer beyond 64 bits
+    (also run records, app.contract.runs).
 
     Duplicate keys are ambiguous (parsers disagree on which one wins; I-JSON forbids
     them), so an event holding any goes to the dead letters. The check is exact and
@@ -249,7 +328,7 @@ def _check_structure(raw: bytes, obj: dict[str, Any]) -> None:
     it does not (a duplicate, or a string holding a quote before a colon) are the
     bytes parsed a second time to find the duplicate. Cost: about 2 us per event.
     """
-    keys, depth = _shape(obj)
+    keys, depth, big = _shape(obj)
     if depth > MAX_EVENT_DEPTH:
         raise InvalidEventError(
             f"{_too_deep_path(obj)}: nested more than {MAX_EVENT_DEPTH} levels deep",
@@ -259,7 +338,7 @@ def _check_structure(raw: bytes, obj: dict[str, Any]) -> None:
     # the number of keys written (it also counts a quote before a colon inside a string).
     written = raw.translate(None, _JSON_SPACE).count(b'":')
     if written == keys:
-        return
+        return big
     try:
         json.loads(raw, object_pairs_hook=_unique_pairs)
     except _DuplicateKeyError as exc:
@@ -267,6 +346,43 @@ def _check_structure(raw: bytes, obj: dict[str, Any]) -> None:
             f"duplicate key {short_repr(exc.key)} in a JSON object; an event must not repeat a key",
             code=DeadLetterCode.INVALID_FIELD,
         ) from None
+    return big
+
+
+_INT_MIN = -(2**63)
+_INT_MAX = 2**64 - 1
+
+
+class _BigIntegerError(ValueError):
+    def __init__(self, literal: str) -> None:
+        super().__init__(literal)
+        self.literal = literal
+
+
+def _checked_int(literal: str) -> int:
+    value = int(literal)
+    if not _INT_MIN <= value <= _INT_MAX:
+        raise _BigIntegerError(literal)
+    return value
+
+
+def check_integers(raw: bytes) -> None:
+    """Refuse integers beyond 64 bits: the JSON reader turned them into floats.
+
+    Only an event holding a float of 2**63 or more in magnitude (`_shape`) gets here,
+    to be parsed a second time, by the standard library, which tells integers apart.
+    """
+    try:
+        json.loads(raw, parse_int=_checked_int)
+    except _BigIntegerError as exc:
+        shown = exc.literal if len(exc.literal) <= 40 else exc.literal[:37] + "..."
+        raise InvalidEventError(
+            f"integer {shown} does not fit 64 bits (from -2**63 to 2**64-1); "
+            "send larger numbers as strings",
+            code=DeadLetterCode.INVALID_FIELD,
+        ) from None
+    except ValueError:
+        return  # not JSON to the standard library: the first reader already decided
 
 
 def parse_event(raw: bytes, max_bytes: int) -> tuple[Event, dict[str, Any]]:
@@ -291,9 +407,12 @@ def parse_event(raw: bytes, max_bytes: int) -> tuple[Event, dict[str, Any]]:
     if type(obj) is not dict:
         kind = _JSON_KINDS.get(type(obj), type(obj).__name__)
         raise InvalidEventError(f"not a JSON object (got {kind})", code=DeadLetterCode.NOT_OBJECT)
-    _check_structure(bytes(raw), obj)
+    big = check_structure(bytes(raw), obj)
     try:
         event = Event.model_validate(obj)
     except ValidationError as exc:
         raise _event_error(exc) from None
+    if big:
+        # After the fields: a field that wants an integer already named the problem.
+        check_integers(bytes(raw))
     return event, obj

@@ -30,6 +30,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from app.contract.dead_letters import DeadLetterCode
+from app.contract.events import check_integers, check_structure
 from app.contract.fields import EventId, Label, Name, Timestamp, error_message, error_path
 from app.errors import InvalidEventError
 from app.serialization import JSONDecodeError, loads
@@ -226,10 +227,14 @@ def parse_run_record(
         ) from None
     if type(obj) is not dict:
         raise InvalidEventError("not a JSON object", code=DeadLetterCode.NOT_OBJECT)
+    # As for events (issue 18): no duplicate keys, bounded nesting, 64-bit integers.
+    big = check_structure(bytes(raw), obj)
     try:
         record = _RUN_RECORD.validate_python(obj)
     except ValidationError as exc:
         raise _record_error(exc) from None
+    if big:
+        check_integers(bytes(raw))
     return record, obj
 
 

@@ -25,9 +25,13 @@ def filter_document(event: Event) -> dict[str, Any]:
         "tags": artifact.tags,
         "metadata": artifact.metadata,
     }
-    alias = event.added_alias
-    if alias is not None:
-        doc["alias"] = alias
+    # `alias` and `tag` (the W&B SDK's ArtifactEvent fields): on an alias or tag event,
+    # the alias or tag it is about; on any other event, every alias or tag the version
+    # carries (on LINK_ARTIFACT, the aliases it was linked with), matched element-wise.
+    alias = event.event_alias
+    doc["alias"] = artifact.aliases if alias is None else alias
+    tag = event.event_tag
+    doc["tag"] = artifact.tags if tag is None else tag
     if event.author is not None:
         doc["author"] = event.author
     return doc
@@ -50,7 +54,8 @@ def template_variables(event: Event, previous_version: int | None = None) -> Tem
             "artifact_collection_name": artifact.collection,
             "artifact_version": f"v{artifact.version}",
             "artifact_version_string": event.artifact_version_string,
-            "alias": event.added_alias or "",
+            "alias": event.event_alias or "",
+            "tag": event.event_tag or "",
             "artifact_type": artifact.type,
             "registry_name": event.registry or "",
             "event_id": event.event_id,

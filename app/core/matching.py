@@ -117,7 +117,7 @@ def _action_renderer(automation: Automation) -> ActionRenderer:
 
 
 # Scalar or list-of-string fields of filter_document a guard may name (and metadata.*).
-_GUARD_FIELDS = frozenset({"alias", "collection", "author", "type", "aliases", "tags"})
+_GUARD_FIELDS = frozenset({"alias", "tag", "collection", "author", "type", "aliases", "tags"})
 # RE2 metacharacters: a pattern's literal prefix ends before the first of them.
 _REGEX_META = frozenset("\\^$.|?*+()[]{}")
 # Buckets up to this size are scanned whole: a guard lookup would cost as much.
@@ -397,20 +397,23 @@ class AutomationIndex:
 
     def candidates(self, event: Event) -> Sequence[CompiledAutomation]:
         """Enabled automations of the event's type whose scope contains the event."""
-        wide, narrow = event_keys(event)
-        return self._members(wide) + self._members(narrow)
+        entity, wide, narrow = event_keys(event)
+        return self._members(entity) + self._members(wide) + self._members(narrow)
 
     def match(self, event: Event, doc: Mapping[str, Any] | None = None) -> list[CompiledAutomation]:
         """Candidates whose filter matches; `doc` is filter_document(event) when given."""
-        wide, narrow = event_keys(event)
+        entity, wide, narrow = event_keys(event)
         buckets = self._buckets
+        zeroth = buckets.get(entity)
         first = buckets.get(wide)
         second = buckets.get(narrow)
-        if first is None and second is None:
+        if zeroth is None and first is None and second is None:
             return []
         if doc is None:
             doc = filter_document(event)
         out: list[CompiledAutomation] = []
+        if zeroth is not None:
+            zeroth.collect(doc, out)
         if first is not None:
             first.collect(doc, out)
         if second is not None:

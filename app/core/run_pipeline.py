@@ -18,7 +18,6 @@ from datetime import UTC
 from typing import Any, Protocol
 
 from app.contract.automations import Automation
-from app.contract.dead_letters import DeadLetterCode
 from app.contract.runs import (
     RunEventType,
     RunMetricEventFilter,
@@ -272,6 +271,8 @@ class RunResult:
     failures: list[tuple[str, str]] = field(default_factory=list)
     replayed: bool = False
     dead_letter: bytes | None = None
+    # The dead letter's Kafka key: the record's, or None when it had to be cut.
+    dead_letter_key: bytes | None = None
     reason: str | None = None
     error_code: str | None = None
 
@@ -294,9 +295,10 @@ class RunPipeline:
     ) -> RunResult:
         """Validate, fold into the run's memory, and render a job per firing."""
         pipeline = self.pipeline
-        if raw is None:
-            error = InvalidEventError("null message value", code=DeadLetterCode.EMPTY)
-            return _dead(pipeline.dead_letter(raw, source, error))
+        unread = pipeline.unreadable(raw, source)
+        if unread is not None:
+            return _dead(unread)
+        assert raw is not None  # a null value is unreadable
         try:
             record, received = parse_run_record(raw, pipeline.max_event_bytes)
         except InvalidEventError as exc:
@@ -386,6 +388,7 @@ class RunPipeline:
 def _dead(processed: ProcessResult) -> RunResult:
     return RunResult(
         dead_letter=processed.dead_letter,
+        dead_letter_key=processed.dead_letter_key,
         reason=processed.reason,
         error_code=processed.error_code,
     )

@@ -1,6 +1,6 @@
 """Scopes: the one place that knows how an automation's scope and an event's place relate.
 
-The automation index keys (`index_key` of an automation, the two `event_keys` of an event),
+The automation index keys (`index_key` of an automation, the three `event_keys` of an event),
 the dry run's reasons an event is outside a scope (`scope_mismatches`), where an example
 event inside a scope sits (`scope_place`), and the fields the API filters a list by
 (`scope_fields`).
@@ -37,12 +37,12 @@ AnyScope = ProjectScope | RegistryScope | ArtifactCollectionScope | EntityScope
 
 def index_key(event_type: EventType | RunEventType, scope: AnyScope) -> IndexKey:
     """The index key of an automation: event type plus scope."""
-    if isinstance(scope, EntityScope):
-        return (event_type.value, "entity", scope.entity)
     if isinstance(scope, ProjectScope):
         return (event_type.value, "project", scope.entity, scope.project)
     if isinstance(scope, RegistryScope):
         return (event_type.value, "registry", scope.entity, scope.registry)
+    if isinstance(scope, EntityScope):
+        return (event_type.value, "entity", scope.entity)
     if scope.registry is not None:
         return (
             event_type.value,
@@ -62,17 +62,20 @@ def index_key(event_type: EventType | RunEventType, scope: AnyScope) -> IndexKey
     )
 
 
-def event_keys(event: Event) -> tuple[IndexKey, IndexKey]:
-    """The two index keys an event can match: its registry or project, and its collection."""
+def event_keys(event: Event) -> tuple[IndexKey, IndexKey, IndexKey]:
+    """The index keys an event can match: its entity, its registry or project, its collection."""
     kind = event.event_type.value
     collection = event.artifact.collection
     registry = event.registry
+    entity = (kind, "entity", event.entity)
     if registry is not None:
         return (
+            entity,
             (kind, "registry", event.entity, registry),
             (kind, "collection", event.entity, "registry", registry, collection),
         )
     return (
+        entity,
         (kind, "project", event.entity, event.project),
         (kind, "collection", event.entity, "project", event.project, collection),
     )
@@ -88,8 +91,7 @@ def scope_mismatches(scope: AnyScope, event: Event) -> list[str]:
     out: list[str] = []
     registry = event.registry
     if isinstance(scope, EntityScope):
-        # Only run automations take an entity scope: they never see artifact events.
-        out.append(f"scope is entity '{scope.entity}': it takes run events, not artifact events")
+        _differs(out, "entity", scope.entity, event.entity)
         return out
     if isinstance(scope, ProjectScope):
         if registry is not None:
@@ -141,8 +143,6 @@ def registry_project(registry: str) -> str:
 
 def scope_place(scope: AnyScope) -> dict[str, Any]:
     """Where an example event inside the scope sits: entity, project, registry, collection."""
-    if isinstance(scope, EntityScope):
-        return {"entity": scope.entity, "project": "example-project", "collection": "example"}
     if isinstance(scope, ProjectScope):
         return {
             "entity": scope.entity,
@@ -156,6 +156,8 @@ def scope_place(scope: AnyScope) -> dict[str, Any]:
             "registry": scope.registry,
             "collection": "example-model",
         }
+    if isinstance(scope, EntityScope):
+        return {"entity": scope.entity, "project": "example-project", "collection": "example-model"}
     assert isinstance(scope, ArtifactCollectionScope)
     if scope.registry is not None:
         return {

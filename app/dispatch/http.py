@@ -46,6 +46,7 @@ from app.dispatch_settings import DispatchSettings
 from app.serialization import dumps
 
 __all__ = [
+    "AUTOMATION_ID_HEADER",
     "RESERVED_HEADERS",
     "USER_AGENT",
     "PreparedRequest",
@@ -55,6 +56,10 @@ __all__ = [
 ]
 
 USER_AGENT = f"Hookstream/{__version__}"
+
+#: Names the automation of a delivery (for receivers' logs and `hookstream listen`). Like
+#: every header it is outside the signature; it replaces a custom header of that name.
+AUTOMATION_ID_HEADER = "Hookstream-Automation-Id"
 
 #: Headers Hookstream sets itself; a job's custom headers may not name them.
 RESERVED_HEADERS = frozenset(
@@ -143,7 +148,11 @@ def prepare_webhook(
     if not isinstance(url, str) or not url:
         raise InvalidJobError("the action has no url")
     body = _payload_bytes(action.get("payload"))
-    headers = _custom_headers(action.get("headers"))
+    headers = {
+        name: value
+        for name, value in _custom_headers(action.get("headers")).items()
+        if name.lower() != AUTOMATION_ID_HEADER.lower()
+    }
     headers.update(
         {
             "Content-Type": "application/json",
@@ -152,6 +161,9 @@ def prepare_webhook(
             TIMESTAMP_HEADER: str(timestamp),
         }
     )
+    automation_id = job.get("automation_id")
+    if isinstance(automation_id, str) and automation_id.isprintable():
+        headers[AUTOMATION_ID_HEADER] = automation_id
     secret_name = _secret_name(action, "secret")
     if secret_name is not None:
         values = [s.get_secret_value() for s in secrets.resolve_many(secret_name)]

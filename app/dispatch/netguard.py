@@ -14,6 +14,8 @@
 # multicast, reserved, unspecified, and cloud metadata addresses; IPv4 embedded in IPv6
 # (mapped, 6to4, NAT64) is checked as IPv4. `allow_private_networks` admits private and
 # loopback ranges only: link-local and metadata addresses still need `allowed_networks`.
+# `allow_loopback` (development) admits loopback addresses, and http:// to a loopback
+# host; `localhost` then resolves to loopback addresses only, so that http stays local.
 # Proxies from the environment are never used (the session sets trust_env=False).
 
 from __future__ import annotations
@@ -119,9 +121,11 @@ class NetworkPolicy:
         allow_private_networks: bool = False,
         allowed_networks: Iterable[IPNetwork] = (),
         allowed_hosts: Iterable[str] = (),
+        allow_loopback: bool = False,
     ) -> None:
         self.allow_http = allow_http
         self.allow_private_networks = allow_private_networks
+        self.allow_loopback = allow_loopback
         self._networks = tuple(allowed_networks)
         hosts = [h.lower().rstrip(".") for h in allowed_hosts]
         self._exact_hosts = frozenset(h for h in hosts if not h.startswith("*."))
@@ -137,6 +141,7 @@ class NetworkPolicy:
             allow_private_networks=settings.allow_private_networks,
             allowed_networks=settings.allowed_networks,
             allowed_hosts=settings.allowed_hosts,
+            allow_loopback=settings.allow_loopback,
         )
 
     def host_allowed(self, host: str) -> bool:
@@ -154,7 +159,20 @@ class NetworkPolicy:
             return None
         if self.allow_private_networks and category in _PRIVATE_OK:
             return None
+        if self.allow_loopback and category == "loopback":
+            return None
         return f"address {ip} is {category}"
+
+    def http_allowed(self, host: str) -> bool:
+        """Whether http:// may be used to `host`: `allow_http`, or a loopback host in dev."""
+        if self.allow_http:
+            return True
+        if not self.allow_loopback:
+            return False
+        if host.lower().rstrip(".") == "localhost":
+            return True
+        ip = _parse_ip(host)
+        return ip is not None and address_category(ip) == "loopback"
 
     def address_allowed(self, ip: IPAddress) -> bool:
         """True if the policy admits `ip`."""
@@ -194,7 +212,7 @@ def check_url(url: str, policy: NetworkPolicy) -> URL:
     scheme = parsed.scheme.lower()
     if scheme not in ("https", "http") or not host or not parsed.is_absolute():
         raise InvalidJobError("the action url must be an absolute http(s) URL")
-    if scheme == "http" and not policy.allow_http:
+    if scheme == "http" and not policy.http_allowed(host):
         raise BlockedTargetError("refused by network policy: http:// is not allowed (https only)")
     if parsed.user is not None or parsed.password is not None:
         raise InvalidJobError("credentials in the url are not allowed; use access_token")
@@ -224,12 +242,17 @@ class GuardedResolver(AbstractResolver):
             self._inner = ThreadedResolver()
         results = await self._inner.resolve(host, port, family)
         trusted = self._policy.host_allowed(host)
+        # An http:// URL may name `localhost` in development: it must stay on this machine.
+        local_only = self._policy.allow_loopback and host.lower().rstrip(".") == "localhost"
         kept: list[ResolveResult] = []
         reasons: list[str] = []
         for result in results:
             ip = _parse_ip(result["host"])
             if ip is None:
                 reasons.append(f"bad address {result['host']!r}")
+                continue
+            if local_only and address_category(ip) != "loopback":
+                reasons.append(f"localhost resolved to {ip}, which is not loopback")
                 continue
             if trusted:
                 self._policy.vet(ip)

@@ -2,8 +2,10 @@
 
 # Standard Webhooks signs ``f"{id}.{timestamp}.{body}"`` with HMAC-SHA256 and sends
 # ``v1,<base64>``; several space-separated signatures are sent while a secret is
-# rotated. A secret written ``whsec_<base64>`` is base64-decoded to its key bytes
-# (as the Standard Webhooks libraries do); any other secret is used as UTF-8 bytes.
+# rotated. A secret written ``whsec_<base64>`` is base64-decoded to its key bytes, with
+# or without its `=` padding (as the Standard Webhooks libraries do); any other secret
+# is raw: its UTF-8 bytes are the key (the libraries' `bytes` secret, or JavaScript's
+# `{format: "raw"}`), because a bare string has no reliable mark of being base64.
 #
 # W&B sends the base64 HMAC-SHA256 of the body alone, keyed with the secret's text
 # as UTF-8 (W&B receivers do ``hmac.new(secret.encode(), body, sha256)``), so that
@@ -36,7 +38,10 @@ __all__ = [
     "WANDB_SIGNATURE_HEADER",
     "WEBHOOK_ID_HEADER",
     "SecretInput",
+    "add_secret_arguments",
+    "check_signatures",
     "decode_secret",
+    "gather_secrets",
     "main_verify",
     "parse_secrets",
     "sign",
@@ -58,13 +63,17 @@ SecretInput = bytes | str | Sequence[bytes | str]
 
 
 def decode_secret(value: str) -> bytes:
-    """Key bytes of one secret: `whsec_<base64>` is decoded, anything else is UTF-8."""
-    if value.startswith(_WHSEC):
-        try:
-            return base64.b64decode(value[len(_WHSEC) :], validate=True)
-        except binascii.Error as exc:
-            raise ValueError("a whsec_ secret must be base64 after the prefix") from exc
-    return value.encode("utf-8")
+    """Key bytes of one secret: `whsec_<base64>` (padding optional) is decoded, else UTF-8."""
+    if not value.startswith(_WHSEC):
+        return value.encode("utf-8")
+    encoded = value[len(_WHSEC) :]
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except binascii.Error as exc:
+        raise ValueError("a whsec_ secret must be base64 after the prefix") from exc
+    if not key:
+        raise ValueError("a whsec_ secret must not be empty after the prefix")
+    return key
 
 
 def parse_secrets(value: str) -> list[str]:
@@ -180,7 +189,60 @@ def verify_wandb(secrets: SecretInput, signature: str | None, body: bytes) -> No
         raise SignatureVerificationError("no matching signature")
 
 
+def check_signatures(
+    secrets: SecretInput, headers: Mapping[str, str], body: bytes, tolerance: float
+) -> dict[str, str]:
+    """Per scheme sent ("standard", "wandb"): "verified" or "invalid: <reason>".
+
+    A scheme whose header is absent is left out, so `{}` means an unsigned request.
+    """
+    lowered = _lower(headers)
+    wandb_header = WANDB_SIGNATURE_HEADER.lower()
+    verdicts: dict[str, str] = {}
+    for scheme, header in (("standard", SIGNATURE_HEADER), ("wandb", wandb_header)):
+        if header not in lowered:
+            continue
+        try:
+            if scheme == "standard":
+                verify(secrets, lowered, body, tolerance=tolerance)
+            else:
+                verify_wandb(secrets, lowered[wandb_header], body)
+        except SignatureVerificationError as exc:
+            verdicts[scheme] = f"invalid: {exc.reason}"
+        except ValueError as exc:  # a whsec_ secret that is not base64
+            verdicts[scheme] = f"invalid: {exc}"
+        else:
+            verdicts[scheme] = "verified"
+    return verdicts
+
+
+def gather_secrets(
+    values: Sequence[str],
+    env_vars: Sequence[str],
+    files: Sequence[str],
+    environ: Mapping[str, str],
+) -> list[str]:
+    """Secret values given inline, by environment variable and by file; ValueError if unset."""
+    secrets = list(values)
+    for var in env_vars:
+        if var not in environ:
+            raise ValueError(f"environment variable {var} is not set")
+        secrets.append(environ[var])
+    secrets.extend(Path(p).read_text("utf-8").strip() for p in files)
+    return secrets
+
+
 # --- `hookstream verify-signature` ---------------------------------------------------------
+
+
+def add_secret_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--secret-env`, `--secret-file` and `--secret`, the inputs of `gather_secrets`."""
+    for flag, metavar, text in (
+        ("--secret-env", "VAR", "environment variable holding the secret(s) (repeatable)"),
+        ("--secret-file", "PATH", "file holding the secret(s) (repeatable)"),
+        ("--secret", "VALUE", "a secret value (visible to other users in ps)"),
+    ):
+        parser.add_argument(flag, action="append", default=[], metavar=metavar, help=text)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -207,21 +269,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--headers-file", help="headers as 'Name: value' lines (e.g. curl -D) or a JSON object"
     )
-    parser.add_argument(
-        "--secret-env",
-        action="append",
-        default=[],
-        metavar="VAR",
-        help="environment variable holding the secret(s) (repeatable)",
-    )
-    parser.add_argument(
-        "--secret-file",
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="file holding the secret(s) (repeatable)",
-    )
-    parser.add_argument("--secret", action="append", default=[], help="a secret value")
+    add_secret_arguments(parser)
     parser.add_argument(
         "--scheme",
         choices=("auto", "standard", "wandb"),
@@ -280,12 +328,7 @@ def main_verify(
         if args.headers_file:
             headers.update(_parse_header_lines(Path(args.headers_file).read_text("utf-8")))
         headers.update(_parse_header_lines("\n".join(args.header)))
-        secrets: list[str] = list(args.secret)
-        for var in args.secret_env:
-            if var not in env:
-                raise ValueError(f"environment variable {var} is not set")
-            secrets.append(env[var])
-        secrets.extend(Path(p).read_text("utf-8").strip() for p in args.secret_file)
+        secrets = gather_secrets(args.secret, args.secret_env, args.secret_file, env)
         if not secrets:
             raise ValueError("give at least one --secret-env, --secret-file or --secret")
     except (OSError, ValueError) as exc:

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from app.contract.results import ResultStatus
 from app.dispatch.outgoing import Outgoing
-from app.kafka.clients import partitions_of
+from app.kafka.clients import behind, log_reader, partitions_of, rewind
 from app.serialization import JSONDecodeError, dumps, loads
 
 __all__ = ["DispatchState", "GoneEndpoint", "JobStatus"]
@@ -128,18 +128,10 @@ class DispatchState:
 
     async def start(self) -> None:
         """Read both topics from the beginning and keep tailing them."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            client_id=f"{self._client_id}-state",
-        )
-        await consumer.start()
+        consumer = await log_reader(self._bootstrap, client_id=f"{self._client_id}-state")
         self._consumer = consumer
         self._tps = await partitions_of(self._bootstrap, [self.dedup_topic, self.gone_topic])
-        consumer.assign(self._tps)
-        await consumer.seek_to_beginning(*self._tps)
+        await rewind(consumer, self._tps)
         self._task = asyncio.create_task(self._tail(), name="dispatch-state-tail")
 
     async def stop(self) -> None:
@@ -158,10 +150,7 @@ class DispatchState:
         if consumer is None:
             raise RuntimeError("state reader is not started")
         ends = await consumer.end_offsets(self._tps)
-        while True:
-            behind = [tp for tp in self._tps if await consumer.position(tp) < ends[tp]]
-            if not behind:
-                return
+        while await behind(consumer, ends):
             if self._task is None or self._task.done():
                 raise RuntimeError("state reader stopped")
             self._progress.clear()

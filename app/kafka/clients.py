@@ -19,11 +19,14 @@ from app.settings import Settings
 __all__ = [
     "RebalanceForwarder",
     "action_producer",
+    "behind",
     "compression",
+    "log_reader",
     "partitions_of",
     "produce",
     "producer",
     "read_to_end",
+    "rewind",
     "topic_partitions",
 ]
 
@@ -118,31 +121,54 @@ async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[Topic
     raise HookstreamError(f"topic {topic!r} does not exist")
 
 
-async def read_to_end(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every record currently in a topic, read group-less from the start."""
+async def log_reader(
+    bootstrap: str, *, client_id: str = "hookstream-reader", **config: Any
+) -> AIOKafkaConsumer:
+    """A started group-less consumer that commits nothing: the reader of a whole log.
+
+    The automations topic and the dispatchers' state topics are read whole by every
+    process, `tail` and the tests read topics back; `rewind` assigns it partitions.
+    `config` is passed to aiokafka (fetch sizes). The caller stops it.
+    """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        client_id=client_id,
+        **config,
     )
     await consumer.start()
+    return consumer
+
+
+async def rewind(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> None:
+    """Assign `tps` to a group-less consumer and position it at their beginning."""
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+
+
+async def behind(
+    consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]
+) -> set[TopicPartition]:
+    """The partitions whose position has not reached the given end offsets yet."""
+    return {tp for tp, end in ends.items() if await consumer.position(tp) < end}
+
+
+async def read_to_end(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record currently in a topic, read group-less from the start."""
+    consumer = await log_reader(bootstrap)
     try:
         tps = await topic_partitions(consumer, topic)
         if not tps:
             return []
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        end = await consumer.end_offsets(tps)
+        await rewind(consumer, tps)
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
         records: list[ConsumerRecord[bytes, bytes]] = []
-        pending = {tp for tp in tps if end[tp] > 0}
-        while pending:
+        while pending := await behind(consumer, ends):
             batches = await consumer.getmany(*pending, timeout_ms=500)
             for batch in batches.values():
                 records.extend(batch)
-            for tp in list(pending):
-                if await consumer.position(tp) >= end[tp]:
-                    pending.discard(tp)
         return records
     finally:
         await consumer.stop()

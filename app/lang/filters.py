@@ -42,7 +42,7 @@ __all__ = [
     "metadata_value",
 ]
 
-FIELDS: Final = ("alias", "aliases", "tags", "type", "version", "collection", "author")
+FIELDS: Final = ("alias", "aliases", "tag", "tags", "type", "version", "collection", "author")
 MAX_DEPTH: Final = 32
 MAX_NODES: Final = 1000
 MAX_PATTERN_CHARS: Final = 1000

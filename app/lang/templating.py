@@ -2,13 +2,16 @@
 
 Variables (W&B names):
 
-- ``event_type``: ``CREATE_ARTIFACT``, ``ADD_ARTIFACT_ALIAS`` or ``LINK_ARTIFACT``
-  (a legacy ``LINK_MODEL`` event renders as ``LINK_ARTIFACT``)
+- ``event_type``: the event's type, e.g. ``ADD_ARTIFACT_ALIAS`` (a legacy ``LINK_MODEL``
+  event renders as ``LINK_ARTIFACT``)
 - ``event_author``: the event's ``author``, empty when absent
 - ``entity_name``, ``project_name``, ``artifact_collection_name``, ``artifact_type``
 - ``artifact_version``: ``v3``
 - ``artifact_version_string``: ``entity/project/collection:v3``
-- ``alias``: the alias added (``ADD_ARTIFACT_ALIAS``), empty for other events
+- ``alias``: the alias added or removed (``ADD_ARTIFACT_ALIAS``, ``REMOVE_ARTIFACT_ALIAS``),
+  empty for other events
+- ``tag``: the tag added or removed (``ADD_ARTIFACT_TAG``, ``REMOVE_ARTIFACT_TAG``), empty
+  for other events
 - ``artifact_metadata.<KEY>``: a metadata value; ``KEY`` may be a dotted path into
   nested objects (an exact top-level key containing dots wins), a numeric segment
   indexes a list; a missing key renders empty; a non-string value renders as JSON text
@@ -18,14 +21,15 @@ Variables (W&B names):
 Hookstream additions:
 
 - ``previous_version``: for ``ADD_ARTIFACT_ALIAS``, the version the alias pointed to
-  before (``v2``); empty when the alias is new to the collection and for other events
+  before (``v2``), empty when the alias is new to the collection; for
+  ``REMOVE_ARTIFACT_ALIAS``, the version the alias pointed to when it was removed;
+  empty for other events
 - ``artifact_digest``: empty when the producer sent none
 - ``occurred_at``: the event time, ISO 8601
 - ``source_artifact_version_string``: for ``LINK_ARTIFACT``, the linked source
   version (``entity/project/collection:v7``); empty otherwise
 
-W&B's ``${tag}`` is not available: Hookstream has no tag events, so it is refused as
-an unknown variable like any other name not listed here.
+A name not listed here is refused as an unknown variable.
 
 Rendering is bounded: variables carry a ``budget`` of characters that every render
 using them may still insert; past it, RenderLimitError. A template referencing a large
@@ -72,6 +76,7 @@ VARIABLES: frozenset[str] = frozenset(
         "artifact_version",
         "artifact_version_string",
         "alias",
+        "tag",
         "artifact_type",
         "registry_name",
         "event_id",

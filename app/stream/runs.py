@@ -216,7 +216,7 @@ class RunPath:
                 sent.append(await send(out.topic, out.value, out.key, None))
             if result.dead_letter is not None:
                 invalid += 1
-                sent.append(await send(dlq, result.dead_letter, message.key, None))
+                sent.append(await send(dlq, result.dead_letter, result.dead_letter_key, None))
                 continue
             record = result.record
             if record is not None:

@@ -20,10 +20,11 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from app.api.routes import define_api
+from app.core.limits import RecordLimits
 from app.core.matching import AutomationIndex
 from app.core.pipeline import Pipeline
 from app.core.run_pipeline import RunPipeline, RunRules
-from app.kafka.admin import check_automations_topic, ensure_topics
+from app.kafka.admin import check_automations_topic, ensure_topics, record_limits
 from app.serialization import dumps
 from app.settings import Settings
 from app.stream.acks import OrderedAcks
@@ -40,6 +41,7 @@ from app.stream.lag import LagGauge, define_lag_timer
 from app.stream.metrics import WorkerMetrics
 from app.stream.offsets import on_rebalance_complete
 from app.stream.runs import RunPath, TableRunStore, define_run_agent, define_run_table
+from app.stream.transport import install as install_transport
 from app.stream.tuning import faust_settings
 
 __all__ = ["Hookstream", "create_worker", "run_worker"]
@@ -53,7 +55,13 @@ RUN_STATE_BUFFER = 50_000
 class Hookstream:
     """One worker process: everything an agent or a view needs, built once."""
 
-    def __init__(self, settings: Settings, *, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        registry: CollectorRegistry | None = None,
+        limits: RecordLimits | None = None,
+    ) -> None:
         self.settings = settings
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = WorkerMetrics(self.registry, per_automation=settings.metrics_per_automation)
@@ -62,7 +70,7 @@ class Hookstream:
         self.run_rules = RunRules()
         self.rulebook = RuleBook(self.index, on_change=self._on_rule_change)
         self.pipeline = Pipeline.from_settings(
-            self.index, settings, clock=lambda: datetime.now(UTC)
+            self.index, settings, clock=lambda: datetime.now(UTC), limits=limits
         )
         self.app = faust.App(
             settings.app_id,
@@ -86,10 +94,13 @@ class Hookstream:
             GlobalTable=NamedChangelogGlobalTable,
             **faust_settings(settings),
         )
+        # Before any topic or agent: a record aiokafka cannot decode must not stop the worker.
+        install_transport(self.app)
         self.lag_gauge = LagGauge(self.metrics.consumer_lag)
         # Children exist from the start so increase() sees the first dead letter.
         for topic in (settings.registry_events_topic, settings.artifact_events_topic):
             self.metrics.dead_letters.labels(topic)
+            self.metrics.alias_pointers_dropped.labels(topic)
         self.automations = define_automations_table(
             self.app, settings.automations_topic, self.rulebook
         )
@@ -149,7 +160,7 @@ class Hookstream:
         )
         on_rebalance_complete(self.app, stream_topics)
         define_health_views(self.app, self.readiness, self.registry)
-        self.history = define_history(self.app, settings)
+        self.history = define_history(self.app, settings, self.pipeline.limits)
         self.api = define_api(
             self.app, settings, index=self.index, rulebook=self.rulebook, history=self.history
         )
@@ -235,9 +246,18 @@ class Hookstream:
             self.run_rules.remove(automation_id)
 
 
-def create_worker(settings: Settings, *, registry: CollectorRegistry | None = None) -> Hookstream:
-    """Build a worker; topics must exist (see app.kafka.admin.ensure_topics)."""
-    return Hookstream(settings, registry=registry)
+def create_worker(
+    settings: Settings,
+    *,
+    registry: CollectorRegistry | None = None,
+    limits: RecordLimits | None = None,
+) -> Hookstream:
+    """Build a worker; topics must exist (see app.kafka.admin.ensure_topics).
+
+    `limits` are the topics' record limits as the broker reports them
+    (app.kafka.admin.record_limits); without, the ones Hookstream creates topics with.
+    """
+    return Hookstream(settings, registry=registry, limits=limits)
 
 
 def run_worker(settings: Settings) -> None:
@@ -251,7 +271,8 @@ def run_worker(settings: Settings) -> None:
     if created:
         print(f"created topics: {', '.join(created)}")
     asyncio.run(check_automations_topic(settings))
-    hs = create_worker(settings)
+    limits = asyncio.run(record_limits(settings))
+    hs = create_worker(settings, limits=limits)
     print(f"Hookstream worker: web at http://{settings.web_host}:{settings.web_port}/", flush=True)
     worker = faust.Worker(hs.app, loglevel=settings.log_level, quiet=True)
     # Faust's terminal spinner (on at log level WARNING and above) sets the root logger

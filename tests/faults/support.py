@@ -16,14 +16,13 @@ import shutil
 import signal
 import socket
 import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.partitioner import murmur2
@@ -31,13 +30,14 @@ from aiokafka.partitioner import murmur2
 from app import serialization
 from app.contract.automations import Automation, parse_automation
 from app.core.evaluate import run_evaluate
+from app.core.limits import KAFKA_DEFAULT_MAX_MESSAGE_BYTES
 from app.core.stored import stamp
 from app.kafka.automations import apply_automations
-from app.kafka.clients import topic_partitions
 from app.settings import Settings
 from tests.broker import _local_kafka
 from tests.integration.dispatch_support import Hit, Receiver
 from tests.integration.harness import WorkerProcess
+from tests.support import Record
 
 __all__ = [
     "ENTITY",
@@ -47,15 +47,15 @@ __all__ = [
     "FaultWorker",
     "JobFigures",
     "PacedProducer",
-    "Record",
-    "TopicReader",
     "apply",
+    "broker_config",
     "dedicated_broker",
     "event_key",
     "event_topic",
     "expected_jobs",
     "fault_automations",
     "first_2xx",
+    "has_stock_size_limits",
     "hits_by_id",
     "is_2xx",
     "job_figures",
@@ -137,145 +137,6 @@ class FaultWorker(WorkerProcess):
             if self.proc is not None and self.proc.poll() is None:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
-
-
-@dataclass(slots=True)
-class Record:
-    """One record read back from a topic, with the time the reader saw it."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    seen_at: float
-
-    def json(self) -> Any:
-        """The value parsed as JSON."""
-        return serialization.loads(self.value) if self.value is not None else None
-
-
-class TopicReader:
-    """Reads topics from their beginning in a background thread until stopped.
-
-    Survives a broker outage: the consumer reconnects and errors are retried.
-    """
-
-    def __init__(
-        self,
-        bootstrap: str,
-        topics: Sequence[str],
-        *,
-        key: Callable[[bytes | None], str | None] | None = None,
-    ) -> None:
-        self.bootstrap = bootstrap
-        self.topics = list(topics)
-        self._key = key
-        self._keys: set[str] = set()
-        self._records: list[Record] = []
-        # Per topic as well, so that polling one topic does not copy every record read.
-        self._by_topic: dict[str, list[Record]] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, name="topic-reader", daemon=True)
-
-    def __enter__(self) -> TopicReader:
-        self._thread.start()
-        if not self._ready.wait(60):
-            self.close()
-            raise TimeoutError(f"reader did not start: {self._error!r}")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Stop the thread (bounded)."""
-        self._stop.set()
-        self._thread.join(30)
-
-    def records(self, topic: str | None = None, since: int = 0) -> list[Record]:
-        """A snapshot of what was read so far (of one topic, or all), from index `since`."""
-        with self._lock:
-            if topic is None:
-                return self._records[since:]
-            return self._by_topic.get(topic, [])[since:]
-
-    def has_all(self, keys: Iterable[str]) -> bool:
-        """Whether a record with each of these keys (see `key=`) was read."""
-        with self._lock:
-            return self._keys.issuperset(keys)
-
-    def missing(self, keys: Iterable[str]) -> set[str]:
-        """The keys (see `key=`) not read yet."""
-        with self._lock:
-            return set(keys) - self._keys
-
-    def count(self, topic: str | None = None) -> int:
-        """How many records were read so far."""
-        with self._lock:
-            if topic is None:
-                return len(self._records)
-            return len(self._by_topic.get(topic, []))
-
-    def wait(self, done: Callable[[TopicReader], bool], timeout: float, poll: float = 0.2) -> bool:
-        """Poll `done(self)` until true or timeout; returns the last answer."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if done(self):
-                return True
-            if self._error is not None:
-                raise RuntimeError(f"topic reader failed: {self._error!r}")
-            time.sleep(poll)
-        return done(self)
-
-    def _main(self) -> None:
-        try:
-            asyncio.run(self._run())
-        except BaseException as exc:  # reported by wait()
-            self._error = exc
-            self._ready.set()
-
-    async def _run(self) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=32 * 1024 * 1024,
-            fetch_max_bytes=64 * 1024 * 1024,
-        )
-        await consumer.start()
-        try:
-            tps = []
-            for topic in self.topics:
-                tps.extend(await topic_partitions(consumer, topic))
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            self._ready.set()
-            while not self._stop.is_set():
-                try:
-                    batches = await consumer.getmany(timeout_ms=200, max_records=5000)
-                except Exception:  # a broker outage: the client reconnects
-                    await asyncio.sleep(0.5)
-                    continue
-                now = time.monotonic()
-                fresh = [
-                    Record(r.topic, r.partition, r.offset, r.key, r.value, now)
-                    for records in batches.values()
-                    for r in records
-                ]
-                if fresh:
-                    keys = [self._key(r.value) for r in fresh] if self._key is not None else []
-                    with self._lock:
-                        self._records.extend(fresh)
-                        for record in fresh:
-                            self._by_topic.setdefault(record.topic, []).append(record)
-                        self._keys.update(k for k in keys if k is not None)
-        finally:
-            await consumer.stop()
 
 
 class PacedProducer:
@@ -570,7 +431,9 @@ def expected_jobs(
     assert code == 0, err.getvalue()
     assert not err.getvalue(), f"the workload must be valid: {err.getvalue()[:500]}"
     jobs = []
-    for line in out.getvalue().splitlines():
+    # Split on newlines only: str.splitlines also splits at U+0085 and U+2028, which a
+    # job's event may hold as text.
+    for line in filter(None, out.getvalue().split("\n")):
         job = serialization.loads(line)
         jobs.append(
             ExpectedJob(
@@ -602,6 +465,34 @@ def topic_config(bootstrap: str, topic: str, name: str) -> str | None:
             await admin.close()
 
     return asyncio.run(read())
+
+
+def broker_config(bootstrap: str, name: str) -> str | None:
+    """One configuration value of the (first) broker, as it reports it."""
+
+    async def read() -> str | None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            brokers = await admin.describe_cluster()
+            node = str(brokers["brokers"][0]["node_id"])
+            resource = ConfigResource(ConfigResourceType.BROKER, node, configs={name: None})
+            (response,) = await admin.describe_configs([resource])
+            for item in response.to_object()["resources"]:
+                for entry in item["config_entries"]:
+                    if entry["config_names"] == name:
+                        return str(entry["config_value"])
+            return None
+        finally:
+            await admin.close()
+
+    return asyncio.run(read())
+
+
+def has_stock_size_limits(bootstrap: str) -> bool:
+    """Whether the broker keeps Kafka's default `message.max.bytes` (1 MiB + 12 bytes)."""
+    value = broker_config(bootstrap, "message.max.bytes")
+    return value is not None and int(value) <= KAFKA_DEFAULT_MAX_MESSAGE_BYTES
 
 
 def apply(settings: Settings, automations: list[Automation]) -> None:

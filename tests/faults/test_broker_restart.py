@@ -22,7 +22,6 @@ from tests.faults.support import (
     FAST_GROUP_ENV,
     FaultWorker,
     PacedProducer,
-    TopicReader,
     apply,
     dedicated_broker,
     expected_jobs,
@@ -35,7 +34,7 @@ from tests.faults.support import (
     start_local_broker,
     workload,
 )
-from tests.support import fault_test_settings, free_port
+from tests.support import TopicReader, fault_test_settings, free_port
 
 EVENTS = 8_000
 DOWN_SECONDS = 3.0

@@ -13,7 +13,6 @@ from tests.faults.support import (
     SESSION_TIMEOUT,
     FaultWorker,
     PacedProducer,
-    TopicReader,
     apply,
     expected_jobs,
     fault_automations,
@@ -23,6 +22,7 @@ from tests.faults.support import (
     records_of,
     workload,
 )
+from tests.support import TopicReader
 
 EVENTS = 20_000
 

@@ -23,7 +23,8 @@ from app.lang.filters import compile_filter
 from app.serialization import dumps, loads
 from app.settings import Settings
 from tests.faults.report import Report
-from tests.faults.support import FaultWorker, TopicReader, apply
+from tests.faults.support import FaultWorker, apply
+from tests.support import TopicReader
 
 REGISTRY = {"type": "registry", "entity": "acme", "registry": "model"}
 CATASTROPHIC = ["(a+)+$", "(.*a){20}", "(a|aa)+$", "((a*)*)*$", "(x+x+)+y", r"(\w+\s?)*$"]

@@ -32,7 +32,6 @@ from tests.faults.report import Report
 from tests.faults.support import (
     FaultWorker,
     PacedProducer,
-    TopicReader,
     apply,
     event_key,
     expected_jobs,
@@ -44,6 +43,7 @@ from tests.faults.support import (
     topic_config,
     workload,
 )
+from tests.support import TopicReader
 
 GOOD = 300
 

@@ -26,7 +26,6 @@ from tests.faults.support import (
     FAST_GROUP_ENV,
     FaultWorker,
     PacedProducer,
-    TopicReader,
     expected_jobs,
     first_2xx,
     hits_by_id,
@@ -39,7 +38,7 @@ from tests.faults.support import (
     workload,
 )
 from tests.integration.dispatch_support import DispatcherProcess, Receiver
-from tests.support import free_port, isolated_settings, until
+from tests.support import TopicReader, free_port, isolated_settings, until
 
 EVENTS = 3_000
 PARTITIONS = 4

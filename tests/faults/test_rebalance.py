@@ -21,7 +21,6 @@ from tests.faults.support import (
     SESSION_TIMEOUT,
     FaultWorker,
     PacedProducer,
-    TopicReader,
     apply,
     event_key,
     event_topic,
@@ -34,7 +33,7 @@ from tests.faults.support import (
     records_of,
     workload,
 )
-from tests.support import wait_for
+from tests.support import TopicReader, wait_for
 
 PHASE = 3_000
 

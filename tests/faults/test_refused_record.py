@@ -31,7 +31,6 @@ from tests.faults.support import (
     ENTITY,
     FAST_GROUP_ENV,
     FaultWorker,
-    TopicReader,
     apply,
     event_key,
     event_topic,
@@ -45,6 +44,7 @@ from tests.faults.support import (
     topic_config,
     workload,
 )
+from tests.support import TopicReader
 
 EVENTS = 600
 # The worker's producer batches at most Settings.producer_max_batch_bytes per partition

@@ -32,13 +32,13 @@ from tests.faults.support import (
     ENTITY,
     FaultWorker,
     PacedProducer,
-    TopicReader,
     apply,
     event_topic,
     records_of,
     topic_config,
     workload,
 )
+from tests.support import TopicReader
 
 # Kafka-action automations that match every alias event: each event gives this many
 # jobs and as many action-results records (and history executions).

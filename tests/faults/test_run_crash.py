@@ -20,10 +20,10 @@ from tests.faults.support import (
     FAST_GROUP_ENV,
     FaultWorker,
     PacedProducer,
-    TopicReader,
     apply,
     job_id_of,
 )
+from tests.support import TopicReader
 
 RUNS = 200
 STEPS = 60

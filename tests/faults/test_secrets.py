@@ -30,13 +30,13 @@ from app.settings import Settings
 from tests.faults.report import Report
 from tests.faults.support import (
     FaultWorker,
-    TopicReader,
     apply,
     expected_jobs,
     job_id_of,
     records_of,
     workload,
 )
+from tests.support import TopicReader
 
 EVENTS = 400
 

@@ -18,14 +18,16 @@ table is a dict-backed fake (``HistoryReader``); history routing is covered else
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import faust
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from app.api.console.views import RecentDeadLetters
 from app.api.routes import define_api
+from app.contract.automations import Automation
 from app.core.matching import AutomationIndex
 from app.serialization import loads
 from app.settings import Settings
@@ -51,10 +53,21 @@ class FakeHistory:
 
 
 class Rig:
-    """A Faust app with the API routes, a rule book, and the recorded writes."""
+    """A Faust app with the API routes, a rule book, and the recorded writes.
 
-    def __init__(self) -> None:
-        self.settings = Settings(automations_topic=AUTOMATIONS, api_write_wait_seconds=0.2)
+    `automations` start in the rule book; `dead_letters` feeds the console's page;
+    `overrides` change the settings (e.g. `api_token`).
+    """
+
+    def __init__(
+        self,
+        automations: Iterable[Automation] = (),
+        dead_letters: RecentDeadLetters | None = None,
+        **overrides: Any,
+    ) -> None:
+        self.settings = Settings(
+            automations_topic=AUTOMATIONS, api_write_wait_seconds=0.2, **overrides
+        )
         self.app: Any = faust.App(
             f"hookstream-api-{uuid.uuid4().hex[:8]}",
             # Nothing may reach a broker here (the dev broker runs on :9092).
@@ -63,7 +76,7 @@ class Rig:
             autodiscover=False,
             web_enabled=True,
         )
-        self.index = AutomationIndex()
+        self.index = AutomationIndex(automations)
         self.rulebook = RuleBook(self.index)
         self.rulebook.ready.set()
         self.read_back = True
@@ -75,6 +88,7 @@ class Rig:
             rulebook=self.rulebook,
             history=FakeHistory(),
             send=self.writes,
+            dead_letters=dead_letters,
         )
 
     def _read_back(self, write: Write) -> None:
@@ -251,3 +265,35 @@ async def test_post_valid_event_is_202_and_sent_to_the_event_topic(
     assert write.key == make_event().collection_path.encode()
     assert write.value is not None
     assert loads(write.value)["event_id"] == event_dict()["event_id"]
+
+
+async def test_sdk_shaped_tag_automation_is_created_and_dry_runs(
+    client: TestClient[Any, Any],
+) -> None:
+    """An entity-scoped ADD_ARTIFACT_TAG automation written as the W&B SDK stores it (filter
+    as JSON text, a notification without a title) is created, and its dry runs match."""
+    body = {
+        "id": "review-candidates",
+        "name": "Review candidates",
+        "event": "add_artifact_tag",
+        "scope": {"type": "entity", "entity": "acme"},
+        "filter": '{"$or":[{"$and":[{"tag":{"$eq":"candidate"}}]}]}',
+        "action": {"type": "notification", "channel": "SLACK_ML", "title": "", "message": ""},
+    }
+    created = await _create(client, body)
+    assert created.status == 201, await created.text()
+    stored = await created.json()
+    assert stored["event"] == "ADD_ARTIFACT_TAG"
+    assert stored["filter"] == {"$or": [{"$and": [{"tag": {"$eq": "candidate"}}]}]}
+    url = "/automations/review-candidates/test"
+    generated = await (await client.post(url)).json()
+    assert generated["matched"] is True, generated
+    tag_event = event_dict(event_type="ADD_ARTIFACT_TAG", alias=None, tag="candidate")
+    hit = await (await client.post(url, json={"event": tag_event})).json()
+    assert hit["matched"] is True
+    assert hit["job"]["action"]["title"] == (
+        "ADD_ARTIFACT_TAG on acme/wandb-registry-model/mnist-classifier:v3"
+    )
+    other = await (await client.post(url, json={"event": {**tag_event, "tag": "x"}})).json()
+    assert other["matched"] is False
+    assert any("tag" in reason for reason in other["reasons"]), other["reasons"]

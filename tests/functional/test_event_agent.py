@@ -46,6 +46,7 @@ import pytest
 from faust.types.tuples import TP, ConsumerMessage, RecordMetadata
 from prometheus_client import CollectorRegistry
 
+from app.contract.automations import Automation
 from app.contract.dead_letters import DeadLetter, DeadLetterCode
 from app.contract.jobs import job_id
 from app.core.matching import AutomationIndex
@@ -56,7 +57,14 @@ from app.stream.agents import EventPath, agent_name, define_event_agent
 from app.stream.aliases import TableAliasPointers, define_alias_table
 from app.stream.metrics import WorkerMetrics
 from app.testing import RecordingSend
-from tests.factories import ACTION_TOPICS, NOW, event_bytes, make_automation, make_event
+from tests.factories import (
+    ACTION_TOPICS,
+    NOW,
+    event_bytes,
+    event_dict,
+    make_automation,
+    make_event,
+)
 from tests.support import until
 
 EVENTS = "registry-events"
@@ -70,7 +78,7 @@ KEY = PATH.encode()
 class Rig:
     """A faust.App with the event agent over one topic, as the worker defines it."""
 
-    def __init__(self) -> None:
+    def __init__(self, automations: list[Automation] | None = None) -> None:
         self.app: Any = faust.App(
             f"hookstream-functional-{uuid.uuid4().hex[:8]}",
             # Nothing may reach a broker here (the dev broker runs on :9092).
@@ -93,7 +101,10 @@ class Rig:
         self.acks = OrderedAcks(self.failures.append)
         self.path = EventPath(
             pipeline=Pipeline(
-                AutomationIndex([make_automation()]), ACTION_TOPICS, 1 << 20, lambda: NOW
+                AutomationIndex([make_automation()] if automations is None else automations),
+                ACTION_TOPICS,
+                1 << 20,
+                lambda: NOW,
             ),
             aliases=TableAliasPointers(self.table),
             send=self.send,
@@ -303,3 +314,142 @@ async def test_no_event_is_matched_before_ready(rig: Rig) -> None:
         assert rig.send.records == []
         rig.ready.set()
         assert await until(lambda: bool(rig.send.to(ACTION_TOPICS["webhook"])), 2.0, every=0.005)
+
+
+# The artifact events of issue 14 (contract "More artifact events") through the agent.
+
+
+async def resolve_all(rig: Rig) -> None:
+    """Play Kafka: acknowledge every queued send and changelog record, then drain the acks."""
+    for sent in rig.send.records:
+        if not sent.future.done():
+            sent.future.set_result(None)
+    for fut in rig.take_changelog():
+        delivered(fut)
+    await asyncio.wait_for(rig.acks.drain(), 2)
+
+
+async def test_remove_alias_job_carries_the_version_and_the_table_forgets_it() -> None:
+    """ADD then REMOVE_ARTIFACT_ALIAS: the removal's job has previous_version 2, the table
+    holds the alias no longer, and both events are acked after their sends."""
+    removal = make_automation(
+        id="rollback", event="REMOVE_ARTIFACT_ALIAS", filter={"alias": "production"}
+    )
+    rig = Rig([removal])
+    try:
+        async with rig.agent.test_context() as agent_ctx:
+            added = await agent_ctx.put(
+                event_bytes(event_id="add", artifact={"version": 2}), key=KEY, partition=1
+            )
+            await settle()
+            assert rig.table.get(PATH) == {"latest": 2, "production": 2}
+            removed_event = event_dict(
+                event_id="remove",
+                event_type="REMOVE_ARTIFACT_ALIAS",
+                artifact={"version": 2, "aliases": ["latest"]},
+            )
+            removed = await agent_ctx.put(event_bytes(**removed_event), key=KEY, partition=1)
+            assert await until(lambda: bool(rig.send.to(ACTION_TOPICS["webhook"])), 2.0, 0.005)
+            [job] = rig.send.to(ACTION_TOPICS["webhook"])
+            body = loads(job.value)
+            assert (body["event_type"], body["previous_version"]) == ("REMOVE_ARTIFACT_ALIAS", 2)
+            assert body["job_id"] == job_id("remove", "rollback", 1)
+            assert rig.table.get(PATH) == {"latest": 2}
+            await settle()
+            assert not removed.message.acked
+            await resolve_all(rig)
+            assert added.message.acked
+            assert removed.message.acked
+            assert rig.failures == []
+    finally:
+        rig.close()
+
+
+async def test_tag_event_fires_an_entity_automation_with_the_tag() -> None:
+    """ADD_ARTIFACT_TAG on a project event: the entity-scoped automation renders ${tag}."""
+    tagged = make_automation(
+        id="tagged",
+        event="ADD_ARTIFACT_TAG",
+        scope={"type": "entity", "entity": "acme"},
+        filter={"$or": [{"$and": [{"tag": {"$eq": "candidate"}}]}]},
+        action={"type": "kafka", "topic": "tags", "payload": '{"tag": "${tag}"}'},
+    )
+    rig = Rig([tagged])
+    try:
+        async with rig.agent.test_context() as agent_ctx:
+            for tag in ("baseline", "candidate"):
+                raw = event_bytes(
+                    event_id=tag,
+                    event_type="ADD_ARTIFACT_TAG",
+                    project="vision",
+                    registry=None,
+                    alias=None,
+                    tag=tag,
+                )
+                await agent_ctx.put(raw, key=KEY, partition=0)
+            assert await until(lambda: bool(rig.send.to("tags")), 2.0, 0.005)
+            await settle()
+            [job] = rig.send.to("tags")
+            assert loads(loads(job.value)["action"]["payload"]) == {"tag": "candidate"}
+            await resolve_all(rig)
+            assert rig.failures == []
+    finally:
+        rig.close()
+
+
+async def test_unlink_drops_the_pointers_of_the_unlinked_version() -> None:
+    """UNLINK_ARTIFACT of v3 removes the aliases pointing to v3 from the alias table."""
+    rig = Rig([make_automation(id="unlinks", event="UNLINK_ARTIFACT")])
+    source = {"entity": "acme", "project": "vision", "collection": "mnist", "version": 1}
+    try:
+        async with rig.agent.test_context() as agent_ctx:
+            await agent_ctx.put(event_bytes(event_id="add"), key=KEY, partition=3)
+            unlink = event_bytes(
+                event_id="unlink",
+                event_type="UNLINK_ARTIFACT",
+                alias=None,
+                source=source,
+                artifact={"aliases": []},
+            )
+            await agent_ctx.put(unlink, key=KEY, partition=3)
+            assert await until(lambda: bool(rig.send.to(ACTION_TOPICS["webhook"])), 2.0, 0.005)
+            assert rig.table.get(PATH) == {}
+            await resolve_all(rig)
+            assert rig.failures == []
+    finally:
+        rig.close()
+
+
+def _counter(path: EventPath, name: str, **labels: str) -> float:
+    value = path.metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+async def test_alias_pointers_over_the_cap_are_dropped_counted_and_the_event_goes_on(
+    rig: Rig,
+) -> None:
+    """Issue 18: a collection keeps at most the cap; the drop is a metric, the job is sent."""
+    rig.path.pipeline = Pipeline(
+        AutomationIndex([make_automation()]), ACTION_TOPICS, 1 << 20, lambda: NOW, alias_cap=1
+    )
+    async with rig.agent.test_context() as agent_ctx:
+        await agent_ctx.put(event_bytes(), key=KEY, partition=1)
+        assert await until(lambda: bool(rig.send.to(ACTION_TOPICS["webhook"])), 2.0, every=0.005)
+        # `latest` was set first, then `production` (the added alias): the cap keeps one.
+        assert rig.table.get(PATH) == {"production": 3}
+        name = "hookstream_alias_pointers_dropped_total"
+        assert _counter(rig.path, name, topic=EVENTS) == 1.0
+
+
+async def test_a_dead_letter_whose_key_had_to_be_cut_is_sent_without_a_key(rig: Rig) -> None:
+    """Issue 18: a key too large for the dead letter is kept in part, and not used as its key."""
+    key = b"k" * (3 << 20)
+    async with rig.agent.test_context() as agent_ctx:
+        await agent_ctx.put(b"{oops", key=key, partition=0)
+        assert await until(lambda: bool(rig.send.to(DLQ)), 2.0, every=0.005)
+        [dead] = rig.send.to(DLQ)
+        record = DeadLetter.model_validate_json(dead.value)
+        assert dead.key is None
+        assert record.key_truncated
+        assert record.key_size == len(key)
+        assert record.original_value() == b"{oops"

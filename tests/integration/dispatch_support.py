@@ -19,12 +19,11 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer
 
 from app import serialization
 from app.core.topics import DispatchKind
 from app.dispatch.service import Dispatcher
-from app.kafka.clients import partitions_of, producer
+from app.kafka.clients import producer
 from app.settings import Settings
 from tests.integration.harness import ROOT, settings_env
 
@@ -32,7 +31,6 @@ __all__ = [
     "DispatcherProcess",
     "Hit",
     "Receiver",
-    "TopicReader",
     "dispatch_env",
     "dispatcher",
     "make_job",
@@ -173,67 +171,6 @@ async def produce_jobs(settings: Settings, topic: str, jobs: list[dict[str, Any]
             for j in jobs
         ]
         await asyncio.gather(*futures)
-
-
-class TopicReader:
-    """Reads a topic from the beginning in the background; `wait` for a condition on its values."""
-
-    def __init__(self, settings: Settings, topic: str) -> None:
-        self._bootstrap = settings.kafka_bootstrap_servers
-        self.topic = topic
-        self.records: list[tuple[bytes | None, Any, list[tuple[str, bytes]]]] = []
-        self._consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def values(self) -> list[Any]:
-        """Decoded values read so far."""
-        return [value for _, value, _ in self.records]
-
-    async def start(self) -> TopicReader:
-        """Assign every partition and start reading."""
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=100,
-        )
-        await self._consumer.start()
-        tps = await partitions_of(self._bootstrap, [self.topic])
-        self._consumer.assign(tps)
-        await self._consumer.seek_to_beginning(*tps)
-        self._task = asyncio.create_task(self._read())
-        return self
-
-    async def _read(self) -> None:
-        """Append every record of the topic to `values` until cancelled."""
-        assert self._consumer is not None
-        while True:
-            batches = await self._consumer.getmany(timeout_ms=100)
-            for batch in batches.values():
-                for r in batch:
-                    value = serialization.loads(r.value) if r.value is not None else None
-                    self.records.append((r.key, value, list(r.headers or ())))
-
-    async def wait(
-        self, predicate: Callable[[list[Any]], bool], seconds: float = 20.0
-    ) -> list[Any]:
-        """Wait until `predicate(values)` holds; returns the values."""
-        deadline = time.monotonic() + seconds
-        while not predicate(self.values):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.topic}: condition not met in {seconds}s: {self.values}")
-            await asyncio.sleep(0.05)
-        return self.values
-
-    async def close(self) -> None:
-        """Stop reading."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        if self._consumer is not None:
-            await self._consumer.stop()
 
 
 @asynccontextmanager

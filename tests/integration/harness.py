@@ -14,16 +14,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Self
 
-from aiokafka import AIOKafkaConsumer
-
 from app import serialization
-from app.kafka.clients import produce, topic_partitions
+from app.kafka.clients import produce
 from app.settings import Settings
+from tests.support import TopicReader
 
 __all__ = [
     "WorkerProcess",
     "consume",
     "produce_events",
+    "publish",
     "settings_env",
 ]
 
@@ -159,41 +159,22 @@ def produce_events(settings: Settings, topic: str, events: Iterable[dict[str, An
     )
 
 
+def publish(settings: Settings, events: list[dict[str, Any]]) -> None:
+    """Send each event to the topic its kind belongs on, keyed by collection path."""
+    for event in events:
+        topic = (
+            settings.registry_events_topic
+            if "registry" in event
+            else settings.artifact_events_topic
+        )
+        produce_events(settings, topic, [event])
+
+
 def consume(
     settings: Settings, topic: str, *, expect: int, timeout: float = 30.0, settle: float = 0.0
 ) -> list[tuple[bytes | None, Any]]:
     """Read a topic from the beginning until `expect` records (then `settle` more seconds)."""
-    return asyncio.run(_consume(settings.kafka_bootstrap_servers, topic, expect, timeout, settle))
-
-
-async def _consume(
-    bootstrap: str, topic: str, expect: int, timeout: float, settle: float
-) -> list[tuple[bytes | None, Any]]:
-    """The async body of `consume`, on a group-less consumer."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    out: list[tuple[bytes | None, Any]] = []
-    try:
-        tps = await topic_partitions(consumer, topic)
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        deadline = time.monotonic() + timeout
-        settle_until: float | None = None
-        while time.monotonic() < deadline:
-            if len(out) >= expect and settle_until is None:
-                settle_until = time.monotonic() + settle
-            if settle_until is not None and time.monotonic() >= settle_until:
-                break
-            batches = await consumer.getmany(timeout_ms=200)
-            for records in batches.values():
-                for record in records:
-                    value = serialization.loads(record.value) if record.value is not None else None
-                    out.append((record.key, value))
-        return out
-    finally:
-        await consumer.stop()
+    with TopicReader(settings.kafka_bootstrap_servers, [topic]) as reader:
+        if reader.wait(lambda r: r.count() >= expect, timeout) and settle:
+            time.sleep(settle)
+        return [(record.key, record.json()) for record in reader.records()]

@@ -129,3 +129,29 @@ def test_history_answers_the_same_on_both_workers(
         headers={FORWARDED_HEADER: "http://elsewhere:1"},
     )
     assert hop.status == 503, "a forwarded request is never forwarded again"
+
+
+def test_the_console_shows_the_same_history_on_both_workers(
+    workers: tuple[WorkerProcess, WorkerProcess],
+) -> None:
+    """The console's history part reads through the owner as the API does: the worker
+    without the partition renders the owner's counters and executions."""
+    a, b = workers
+    if http("GET", a.url + f"/automations/{AUTOMATION}").status == 404:
+        assert http("POST", a.url + "/automations", webhook_automation(AUTOMATION)).status == 201
+    path = f"/console/automations/{AUTOMATION}/history"
+
+    def matched(worker: WorkerProcess) -> str | None:
+        reply = http("GET", worker.url + path)
+        found = re.search(r'<dd id="counter-matched">(\d+)</dd>', reply.body.decode())
+        return found.group(1) if reply.status == 200 and found else None
+
+    def same() -> str | None:
+        left, right = matched(a), matched(b)
+        return left if left is not None and left == right and left != "0" else None
+
+    assert eventually(same, timeout=30)
+    api_history = http("GET", a.url + f"/automations/{AUTOMATION}/history").json
+    page = http("GET", b.url + path).body.decode()
+    for execution in api_history["executions"][:3]:
+        assert execution["event_id"] in page

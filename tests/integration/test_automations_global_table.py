@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from app import serialization
-from app.kafka.clients import topic_partitions
+from app.kafka.clients import read_to_end
 from app.settings import Settings
 from tests.factories import event_dict
 from tests.integration.api_support import http, webhook_automation
@@ -167,29 +165,11 @@ def jobs(settings: Settings) -> dict[str, set[str]]:
 
 
 async def _jobs(settings: Settings) -> dict[str, set[str]]:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
     out: dict[str, set[str]] = {}
-    try:
-        tps = await topic_partitions(consumer, settings.webhook_topic)
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        deadline = time.monotonic() + 10
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            assert time.monotonic() < deadline, "job topic not read to its end in 10 s"
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                for record in records:
-                    job: Any = serialization.loads(record.value or b"null")
-                    out.setdefault(job["automation_id"], set()).add(job["event_id"])
-        return out
-    finally:
-        await consumer.stop()
+    for record in await read_to_end(settings.kafka_bootstrap_servers, settings.webhook_topic):
+        job: Any = serialization.loads(record.value or b"null")
+        out.setdefault(job["automation_id"], set()).add(job["event_id"])
+    return out
 
 
 def witnessed(settings: Settings, events: set[str]) -> dict[str, set[str]] | None:

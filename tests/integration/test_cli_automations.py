@@ -213,3 +213,30 @@ def test_apply_falls_back_to_the_topic_when_no_api_answers(
     assert "writing the automations topic" in done.stderr
     assert settings.automations_topic in done.stderr
     assert eventually(lambda: http("GET", worker.url + "/automations/cli-early").status == 200)
+
+
+@pytest.mark.parametrize("fmt", ["yaml", "json"])
+def test_export_then_apply_changes_nothing(
+    worker: WorkerProcess, settings: Settings, tmp_path: Path, fmt: str
+) -> None:
+    """`export` (API, or the topic when no API answers) writes what `apply -f` finds unchanged."""
+    applied = cli(settings, "apply", "-f", str(ROOT / "deploy/examples/automations.yaml"))
+    assert applied.returncode == 0, applied.stderr
+    exported = tmp_path / f"export.{fmt}"
+    done = cli(settings, "export", "-o", str(exported))
+    assert done.returncode == 0, done.stderr
+    again = cli(settings, "apply", "-f", str(exported))
+    assert again.returncode == 0, again.stderr
+    statuses = {line.rsplit(" ", 1)[1] for line in again.stdout.splitlines()}
+    assert statuses == {"unchanged"}
+    assert "automation/deploy-on-production unchanged" in again.stdout
+    offline = cli(settings, "export", "--format", fmt, "--url", f"http://127.0.0.1:{free_port()}")
+    assert offline.returncode == 0, offline.stderr
+    assert "reading the automations topic" in offline.stderr
+    assert offline.stdout == exported.read_text()
+    one = cli(settings, "export", "deploy-on-production", "--format", fmt)
+    assert "deploy-on-production" in one.stdout
+    assert "train-on-new-dataset" not in one.stdout
+    missing = cli(settings, "export", "no-such-automation")
+    assert missing.returncode == 1
+    assert "no automation no-such-automation" in missing.stderr

@@ -12,12 +12,11 @@ from aiohttp import web
 
 from tests.integration.dispatch_support import (
     Receiver,
-    TopicReader,
     dispatcher,
     make_job,
     produce_jobs,
 )
-from tests.support import dispatch_test_settings
+from tests.support import dispatch_test_settings, read_back
 
 SLOW_SECONDS = 3.0
 
@@ -45,20 +44,20 @@ async def test_fast_job_behind_slow_ones_is_not_blocked(
     slow = [make_job(receiver.url("/slow"), automation_id="same-key") for _ in range(3)]
     fast = make_job(receiver.url("/fast"), automation_id="same-key")
     async with dispatcher(settings):
-        results = await TopicReader(settings, settings.action_results_topic).start()
+        results = await read_back(settings, settings.action_results_topic)
         try:
             await produce_jobs(settings, settings.webhook_topic, slow)
             await receiver.wait_for(lambda: len(receiver.on("/slow")) == 3)
             started = time.monotonic()
             await produce_jobs(settings, settings.webhook_topic, [fast])
-            await results.wait(
+            await results.until(
                 lambda v: any(r["job_id"] == fast["job_id"] and r["final"] for r in v)
             )
             fast_done = time.monotonic() - started
             slow_answered = [h.status for h in receiver.on("/slow")]
             await receiver.wait_for(lambda: all(h.status for h in receiver.on("/slow")), 10)
         finally:
-            await results.close()
+            await results.aclose()
     print(f"\nfast job behind 3 slow ones on one partition: finished in {fast_done * 1000:.0f} ms")
     assert fast_done < 1.0
     assert slow_answered == [None, None, None]  # the slow ones were still in flight

@@ -11,11 +11,10 @@ from aiohttp import web
 from tests.integration.dispatch_support import (
     DispatcherProcess,
     Receiver,
-    TopicReader,
     make_job,
     produce_jobs,
 )
-from tests.support import dispatch_test_settings
+from tests.support import TopicReader, dispatch_test_settings, read_back
 
 
 def _two_xx(hits: list[Any]) -> list[Any]:
@@ -73,9 +72,9 @@ async def test_sigkill_mid_retry_then_restart(
         release_slow.set()
 
         await second.start()
-        results = await TopicReader(settings, settings.action_results_topic).start()
+        results = await read_back(settings, settings.action_results_topic)
         finished = {j["job_id"] for j in jobs}
-        await results.wait(
+        await results.until(
             lambda v: finished <= {r["job_id"] for r in v if r["status"] == "FINISHED"}, 40
         )
         await asyncio.sleep(1.5)  # longer than the largest retry tier: late duplicates show
@@ -89,7 +88,7 @@ async def test_sigkill_mid_retry_then_restart(
         await first.kill()
         await second.stop()
         if results is not None:
-            await results.close()
+            await results.aclose()
         await receiver.close()
 
     posts_after_success = {

@@ -7,12 +7,11 @@ from pathlib import Path
 from app import serialization
 from tests.integration.dispatch_support import (
     Receiver,
-    TopicReader,
     dispatcher,
     make_job,
     produce_jobs,
 )
-from tests.support import dispatch_test_settings
+from tests.support import dispatch_test_settings, read_back
 
 
 async def test_notification_posts_slack_message(
@@ -44,12 +43,12 @@ async def test_notification_posts_slack_message(
     env = {"HOOKSTREAM_SECRET_ML_ALERTS": receiver.url("/services/T0/B0/xyz")}
     try:
         async with dispatcher(settings, "notification", environ=env):
-            results = await TopicReader(settings, settings.action_results_topic).start()
+            results = await read_back(settings, settings.action_results_topic)
             try:
                 await produce_jobs(settings, settings.notification_topic, [job])
-                values = await results.wait(lambda v: any(r["final"] for r in v))
+                values = await results.until(lambda v: any(r["final"] for r in v))
             finally:
-                await results.close()
+                await results.aclose()
     finally:
         await receiver.close()
     assert values[-1]["status"] == "FINISHED"

@@ -14,15 +14,15 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from tests.integration.dispatch_support import (
     Receiver,
-    TopicReader,
     dispatcher,
     make_job,
     produce_jobs,
 )
-from tests.support import dispatch_test_settings
+from tests.support import dispatch_test_settings, read_back
 
 NEW_KEY = os.urandom(24)
 OLD_KEY = os.urandom(24)
@@ -54,6 +54,15 @@ def wandb_signature_ok(secret_text: str, headers: dict[str, str], body: bytes) -
     return hmac.compare_digest(expected, headers.get("X-Wandb-Signature", ""))
 
 
+def library_verifies(secret: str, headers: dict[str, str], body: bytes) -> bool:
+    """The `standardwebhooks` reference library's verdict (here on the older, rotated secret)."""
+    try:
+        Webhook(secret.rstrip("=")).verify(body, headers)
+    except WebhookVerificationError:
+        return False
+    return True
+
+
 @dataclass
 class SignedReceiver(Receiver):
     """A Receiver that also keeps, per request, which of the independent checks passed."""
@@ -76,6 +85,7 @@ async def receiver() -> AsyncIterator[SignedReceiver]:
             "old": standard_signature_ok(OLD_KEY, lowered, body),
             "tampered": standard_signature_ok(NEW_KEY, lowered, body + b" "),
             "wandb": wandb_signature_ok(SECRET_VALUE.split()[0], headers, body),
+            "library": library_verifies(SECRET_VALUE.split()[1], headers, body),
             "bearer": headers.get("Authorization") == f"Bearer {TOKEN}",
         }
         checks.append(result)
@@ -93,7 +103,7 @@ async def receiver() -> AsyncIterator[SignedReceiver]:
 async def test_signatures_verified_by_independent_code(
     kafka_bootstrap: str, uid: str, tmp_path: Path, receiver: SignedReceiver
 ) -> None:
-    """Both rotation signatures, X-Wandb-Signature and the bearer token check out independently."""
+    """Both rotation signatures (also by `standardwebhooks`), X-Wandb-Signature and the token."""
     secrets = tmp_path / "secrets"
     secrets.mkdir()
     (secrets / "HOOK_SECRET").write_text(SECRET_VALUE + "\n")
@@ -101,14 +111,23 @@ async def test_signatures_verified_by_independent_code(
     job = make_job(receiver.url("/signed"), secret="HOOK_SECRET", access_token="HOOK_TOKEN")
     env = {"HOOKSTREAM_SECRET_HOOK_TOKEN": TOKEN}
     async with dispatcher(settings, environ=env):
-        results = await TopicReader(settings, settings.action_results_topic).start()
+        results = await read_back(settings, settings.action_results_topic)
         try:
             await produce_jobs(settings, settings.webhook_topic, [job])
-            values = await results.wait(lambda v: any(r["final"] for r in v))
+            values = await results.until(lambda v: any(r["final"] for r in v))
         finally:
-            await results.close()
+            await results.aclose()
     checks = receiver.checks
-    assert checks == [{"new": True, "old": True, "tampered": False, "wandb": True, "bearer": True}]
+    assert checks == [
+        {
+            "new": True,
+            "old": True,
+            "tampered": False,
+            "wandb": True,
+            "library": True,
+            "bearer": True,
+        }
+    ]
     assert values[-1]["status"] == "FINISHED"
     assert len(receiver.hits[0].headers["webhook-signature"].split(" ")) == 2
     assert TOKEN not in str(values)
@@ -122,12 +141,12 @@ async def test_missing_secret_fails_without_request(
     settings = dispatch_test_settings(kafka_bootstrap, uid, tmp_path)
     job = make_job(receiver.url("/signed"), secret="NOT_CONFIGURED")
     async with dispatcher(settings, environ={}):
-        dlq = await TopicReader(settings, settings.actions_dlq_topic).start()
+        dlq = await read_back(settings, settings.actions_dlq_topic)
         try:
             await produce_jobs(settings, settings.webhook_topic, [job])
-            letters = await dlq.wait(lambda v: len(v) == 1)
+            letters = await dlq.until(lambda v: len(v) == 1)
         finally:
-            await dlq.close()
+            await dlq.aclose()
     assert receiver.hits == []
     assert letters[0]["attempts"][0]["error_kind"] == "secret"
     assert "secret 'NOT_CONFIGURED' is not configured" in letters[0]["reason"]

@@ -17,12 +17,11 @@ from app.kafka.clients import produce
 from app.settings import Settings
 from tests.integration.dispatch_support import (
     Receiver,
-    TopicReader,
     dispatcher,
     make_job,
     produce_jobs,
 )
-from tests.support import dispatch_test_settings
+from tests.support import dispatch_test_settings, read_back
 
 
 @pytest.fixture
@@ -74,12 +73,12 @@ async def test_success_first_time(
     settings = dispatch_test_settings(kafka_bootstrap, uid, tmp_path)
     job = make_job(receiver.url("/hook"))
     async with dispatcher(settings):
-        results = await TopicReader(settings, settings.action_results_topic).start()
+        results = await read_back(settings, settings.action_results_topic)
         try:
             await produce_jobs(settings, settings.webhook_topic, [job])
-            values = await results.wait(_final(job))
+            values = await results.until(_final(job))
         finally:
-            await results.close()
+            await results.aclose()
     assert [h.webhook_id for h in receiver.hits] == [job["job_id"]]
     assert [(r["status"], r["attempt"]) for r in values] == [("PENDING", 0), ("FINISHED", 1)]
     assert values[1]["http_status"] == 200
@@ -100,12 +99,12 @@ async def test_failures_then_success(
     settings = dispatch_test_settings(kafka_bootstrap, uid, tmp_path)
     job = make_job(receiver.url("/flaky"))
     async with dispatcher(settings):
-        results = await TopicReader(settings, settings.action_results_topic).start()
+        results = await read_back(settings, settings.action_results_topic)
         try:
             await produce_jobs(settings, settings.webhook_topic, [job])
-            values = _of(await results.wait(_final(job)), job)
+            values = _of(await results.until(_final(job)), job)
         finally:
-            await results.close()
+            await results.aclose()
     assert [h.status for h in receiver.for_id(job["job_id"])] == [500, 500, 200]
     assert [(v["status"], v["attempt"], v["http_status"]) for v in values] == [
         ("PENDING", 0, None),
@@ -133,15 +132,15 @@ async def test_retry_after_is_honoured(
     job = make_job(receiver.url("/throttled"))
     retry_topic = settings.dispatch.retry_topic(settings.webhook_topic, 1.0)
     async with dispatcher(settings):
-        results = await TopicReader(settings, settings.action_results_topic).start()
-        retries = await TopicReader(settings, retry_topic).start()
+        results = await read_back(settings, settings.action_results_topic)
+        retries = await read_back(settings, retry_topic)
         try:
             await produce_jobs(settings, settings.webhook_topic, [job])
-            values = _of(await results.wait(_final(job)), job)
-            await retries.wait(lambda v: len(v) == 1, seconds=5)
+            values = _of(await results.until(_final(job)), job)
+            await retries.until(lambda v: len(v) == 1, seconds=5)
         finally:
-            await results.close()
-            await retries.close()
+            await results.aclose()
+            await retries.aclose()
     first, second = receiver.for_id(job["job_id"])
     gap = second.at - first.at
     assert 1.0 <= gap < 3.0, gap
@@ -150,7 +149,7 @@ async def test_retry_after_is_honoured(
         retrying["at"]
     )
     assert waited.total_seconds() >= 1.0
-    headers = dict(retries.records[0][2])
+    headers = dict(retries.records()[0].headers)
     assert headers["hookstream-attempts"] == b"1"
     assert values[-1]["status"] == "FINISHED"
 
@@ -177,15 +176,15 @@ async def test_timeouts_retried_then_dead_lettered(
     recovers = make_job(receiver.url("/slow-once"), automation_id="recovers")
     never = make_job(receiver.url("/always-slow"), automation_id="never")
     async with dispatcher(settings):
-        results = await TopicReader(settings, settings.action_results_topic).start()
-        dlq = await TopicReader(settings, settings.actions_dlq_topic).start()
+        results = await read_back(settings, settings.action_results_topic)
+        dlq = await read_back(settings, settings.actions_dlq_topic)
         try:
             await produce_jobs(settings, settings.webhook_topic, [recovers, never])
-            values = await results.wait(lambda v: _final(recovers)(v) and _final(never)(v))
-            letters = await dlq.wait(lambda v: len(v) >= 1)
+            values = await results.until(lambda v: _final(recovers)(v) and _final(never)(v))
+            letters = await dlq.until(lambda v: len(v) >= 1)
         finally:
-            await results.close()
-            await dlq.close()
+            await results.aclose()
+            await dlq.aclose()
     ok = _of(values, recovers)
     assert [(v["status"], v["error_kind"]) for v in ok[1:]] == [
         ("RETRYING", "timeout"),
@@ -216,16 +215,16 @@ async def test_gone_410_marks_endpoint_until_revision_changes(
     same_rev = make_job(receiver.url("/gone"), automation_id="gone-hook", revision=1)
     new_rev = make_job(receiver.url("/gone"), automation_id="gone-hook", revision=2)
     async with dispatcher(settings):
-        results = await TopicReader(settings, settings.action_results_topic).start()
-        dlq = await TopicReader(settings, settings.actions_dlq_topic).start()
+        results = await read_back(settings, settings.action_results_topic)
+        dlq = await read_back(settings, settings.actions_dlq_topic)
         try:
             for job in (first, same_rev, new_rev):
                 await produce_jobs(settings, settings.webhook_topic, [job])
-                values = await results.wait(_final(job))
-            letters = await dlq.wait(lambda v: len(v) >= 2)
+                values = await results.until(_final(job))
+            letters = await dlq.until(lambda v: len(v) >= 2)
         finally:
-            await results.close()
-            await dlq.close()
+            await results.aclose()
+            await dlq.aclose()
     assert [h.webhook_id for h in receiver.on("/gone")] == [first["job_id"], new_rev["job_id"]]
     gone = _of(values, first)[-1]
     assert (gone["status"], gone["http_status"], gone["endpoint_gone"]) == ("FAILED", 410, True)
@@ -249,16 +248,16 @@ async def test_bad_request_400_not_retried(
     settings = dispatch_test_settings(kafka_bootstrap, uid, tmp_path)
     job = make_job(receiver.url("/bad"))
     async with dispatcher(settings):
-        results = await TopicReader(settings, settings.action_results_topic).start()
-        dlq = await TopicReader(settings, settings.actions_dlq_topic).start()
+        results = await read_back(settings, settings.action_results_topic)
+        dlq = await read_back(settings, settings.actions_dlq_topic)
         try:
             await produce_jobs(settings, settings.webhook_topic, [job])
-            values = await results.wait(_final(job))
-            letters = await dlq.wait(lambda v: len(v) >= 1)
+            values = await results.until(_final(job))
+            letters = await dlq.until(lambda v: len(v) >= 1)
             await asyncio.sleep(0.6)  # longer than the smallest retry tier: nothing follows
         finally:
-            await results.close()
-            await dlq.close()
+            await results.aclose()
+            await dlq.aclose()
     assert len(receiver.for_id(job["job_id"])) == 1
     assert [(v["status"], v["final"]) for v in values] == [("PENDING", False), ("FAILED", True)]
     assert len(letters) == 1
@@ -274,13 +273,13 @@ async def test_redelivered_job_is_not_posted_again(
     settings = dispatch_test_settings(kafka_bootstrap, uid, tmp_path)
     job = make_job(receiver.url("/once"))
     async with dispatcher(settings):
-        results = await TopicReader(settings, settings.action_results_topic).start()
+        results = await read_back(settings, settings.action_results_topic)
         try:
             await produce_jobs(settings, settings.webhook_topic, [job, job])
-            await results.wait(_final(job))
+            await results.until(_final(job))
             skipped_first = await _wait_metric(settings, "hookstream_duplicate_jobs_skipped_total")
         finally:
-            await results.close()
+            await results.aclose()
     async with dispatcher(settings):  # a new instance: dedup comes from the topic
         await produce_jobs(settings, settings.webhook_topic, [job])
         skipped_second = await _wait_metric(settings, "hookstream_duplicate_jobs_skipped_total")
@@ -296,7 +295,7 @@ async def test_invalid_jobs_are_dead_lettered(
     broken = make_job(receiver.url("/never"), automation_id="broken")
     del broken["created_at"]
     async with dispatcher(settings):
-        dlq = await TopicReader(settings, settings.actions_dlq_topic).start()
+        dlq = await read_back(settings, settings.actions_dlq_topic)
         try:
             await produce_jobs(settings, settings.webhook_topic, [broken])
             await produce(
@@ -304,9 +303,9 @@ async def test_invalid_jobs_are_dead_lettered(
                 settings.webhook_topic,
                 [(b"raw", b"\xffnot json")],
             )
-            letters = await dlq.wait(lambda v: len(v) >= 2)
+            letters = await dlq.until(lambda v: len(v) >= 2)
         finally:
-            await dlq.close()
+            await dlq.aclose()
     reasons = sorted(letter["reason"] for letter in letters)
     assert reasons[0].startswith("not an action job")
     assert "created_at" in reasons[1]

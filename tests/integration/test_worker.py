@@ -18,7 +18,7 @@ from app.core.loader import load_automations
 from app.kafka.automations import apply_automations, delete_automation
 from app.settings import Settings
 from tests.factories import event_dict
-from tests.integration.harness import WorkerProcess, consume, produce_events
+from tests.integration.harness import WorkerProcess, consume, produce_events, publish
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "deploy" / "examples"
@@ -40,17 +40,6 @@ def example_events() -> list[dict[str, Any]]:
     """The example events, in file order."""
     lines = (EXAMPLES / "events.jsonl").read_text().splitlines()
     return [serialization.loads(line) for line in lines if line.strip()]
-
-
-def publish(settings: Settings, events: list[dict[str, Any]]) -> None:
-    """Send each event to the topic its kind belongs on, keyed by collection path."""
-    for event in events:
-        topic = (
-            settings.registry_events_topic
-            if "registry" in event
-            else settings.artifact_events_topic
-        )
-        produce_events(settings, topic, [event])
 
 
 def apply(settings: Settings, automations: list[Automation]) -> None:

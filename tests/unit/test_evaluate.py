@@ -24,12 +24,12 @@ def evaluate(automations: Path, events: Path) -> tuple[int, str, str]:
 
 
 def test_examples_end_to_end() -> None:
-    """The shipped examples give exit 0, eight valid jobs, and nothing on stderr."""
+    """The shipped examples give exit 0, fourteen valid jobs, and nothing on stderr."""
     code, out, err = evaluate(EXAMPLES / "automations.yaml", EXAMPLES / "events.jsonl")
     assert code == 0
     assert err == ""
     lines = out.splitlines()
-    assert len(lines) == 8
+    assert len(lines) == 14
     jobs = [parse_action_job(line) for line in lines]
     pairs = [(job.event_id, job.automation_id) for job in jobs]
     assert pairs == [
@@ -41,10 +41,20 @@ def test_examples_end_to_end() -> None:
         ("evt-0005-legacy-link", "evaluate-linked-candidate"),
         ("evt-0005-legacy-link", "mirror-classifier-links"),
         ("evt-0006-prod-moves", "deploy-on-production"),
+        ("evt-0008-link-staging", "evaluate-linked-candidate"),
+        ("evt-0008-link-staging", "notify-staging-link"),
+        ("evt-0009-tag-candidate", "review-tagged-candidates"),
+        ("evt-0010-untag-raw", "audit-removed-tags"),
+        ("evt-0011-prod-removed", "rollback-on-production-removed"),
+        ("evt-0012-unlink", "mirror-unlinks"),
     ]
-    moved = loads(lines[-1])
+    moved = loads(lines[7])
     assert moved["previous_version"] == 3
     assert loads(moved["action"]["payload"])["previous"] == "v3"
+    removed = loads(lines[12])
+    assert removed["event_type"] == "REMOVE_ARTIFACT_ALIAS"
+    assert removed["previous_version"] == 4
+    assert loads(removed["action"]["payload"])["was"] == "v4"
 
 
 def test_output_is_deterministic() -> None:

@@ -212,16 +212,22 @@ def test_wandb_stored_empty_form_is_empty() -> None:
 
 
 def test_filter_document_of_events() -> None:
-    """The filter document carries the event's fields; alias only for alias events."""
+    """`alias` is the alias of an alias event, else the version's aliases (W&B SDK field)."""
     doc = filter_document(make_event())
     assert doc["alias"] == "production"
     assert doc["version"] == 3
     assert doc["metadata"]["framework"] == "torch"
-    created = make_event(event_type="CREATE_ARTIFACT", alias="production", author=None)
+    created = make_event(
+        event_type="CREATE_ARTIFACT",
+        alias="production",
+        author=None,
+        artifact={"aliases": ["latest"]},
+    )
     created_doc = filter_document(created)
-    assert "alias" not in created_doc
+    assert created_doc["alias"] == ["latest"]
     assert "author" not in created_doc
-    assert not compile_filter({"alias": {"$exists": True}}).matches(created_doc)
+    assert not compile_filter({"alias": "production"}).matches(created_doc)
+    assert compile_filter({"alias": "latest"}).matches(created_doc)
 
 
 @pytest.mark.parametrize(

@@ -63,6 +63,10 @@ class Rig:
          "RUN_LOG"),
         (run_state_bytes("zombie"), "invalid_field", "state"),
         (b"[1]", "not_object", "JSON object"),
+        (run_metric_bytes(1, {"loss": 1}).replace(b'{"loss"', b'{"loss": 2, "loss"'),
+         "invalid_field", "duplicate key 'loss'"),
+        (run_metric_bytes(1, {"loss": 1}).replace(b"1}", b"123456789012345678901234567890}"),
+         "invalid_field", "does not fit 64 bits"),
         (b"", "empty", "empty"),
         (None, "empty", "null"),
     ],
@@ -206,18 +210,44 @@ def test_invalid_run_automations_are_refused_with_field_and_reason(
     assert reason in found[path]
 
 
-def test_entity_scope_and_cooldown_are_refused_on_artifact_events() -> None:
-    """An entity scope and cooldown_seconds belong to run automations only."""
+def test_a_run_record_with_an_unreadable_header_key_is_a_dead_letter_keyed_as_received() -> None:
+    """A header key that is not UTF-8 (the lenient transport keeps it as bytes) dead-letters
+    the record, as on the event path, and the dead letter keeps the record's key."""
+    rig = Rig(run_automation_dict(LOW_LOSS))
+    source = SourceInfo("run-events", 2, 0, key=PATH.encode(), headers=[(b"\xff", b"v")])
+    result = rig.pipeline.process(
+        run_metric_bytes(1, {"loss": 0.1}), store=rig.store, source=source
+    )
+    assert result.record is None
+    assert result.firings == []
+    assert result.dead_letter is not None
+    assert DeadLetter.model_validate_json(result.dead_letter).error_code == "unreadable_header"
+    assert result.dead_letter_key == PATH.encode()
+    assert rig.store.data == {}
+
+
+def test_cooldown_is_refused_on_artifact_events_which_take_an_entity_scope() -> None:
+    """cooldown_seconds belongs to run automations only; an entity scope to both kinds."""
     from tests.factories import automation_dict
 
     data = automation_dict()
     data["scope"] = {"type": "entity", "entity": "acme"}
-    with pytest.raises(InvalidAutomationError) as err:
-        parse_automation(data)
-    assert "scope.type" in dict(err.value.errors)
+    assert parse_automation(data).scope.type == "entity"
     with pytest.raises(InvalidAutomationError) as err:
         parse_automation(automation_dict(cooldown_seconds=5))
     assert "cooldown_seconds" in dict(err.value.errors)
+
+
+def test_run_event_names_are_read_in_any_case_and_listed_when_unknown() -> None:
+    """The automation event check (W&B SDK look-ups are case-insensitive) knows run events."""
+    data = run_automation_dict(LOW_LOSS)
+    assert parse_automation({**data, "event": " run_metric "}).event.value == "RUN_METRIC"
+    with pytest.raises(InvalidAutomationError) as err:
+        parse_automation({**data, "event": "RUN_LOG"})
+    reason = dict(err.value.errors)["event"]
+    assert "unknown event type 'RUN_LOG'" in reason
+    assert "RUN_METRIC_ZSCORE" in reason
+    assert "REMOVE_ARTIFACT_ALIAS" in reason
 
 
 def test_run_automations_stay_out_of_the_artifact_event_index() -> None:
@@ -232,6 +262,7 @@ def test_run_automations_stay_out_of_the_artifact_event_index() -> None:
         [parse_automation(entity), parse_automation(run_automation_dict(LOW_LOSS))]
     )
     assert len(index) == 2
-    assert index.match(make_event()) == []
-    reasons = scope_mismatches(EntityScope(type="entity", entity="acme"), make_event())
-    assert reasons == ["scope is entity 'acme': it takes run events, not artifact events"]
+    event = make_event()
+    assert index.match(event) == []
+    # The event lies inside the entity scope: only the event type keeps them apart.
+    assert scope_mismatches(EntityScope(type="entity", entity=event.entity), event) == []

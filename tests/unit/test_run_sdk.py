@@ -259,6 +259,33 @@ def test_sdk_filters_are_accepted_as_the_sdk_serializes_them() -> None:
     }
 
 
+def test_automation_from_wandb_reads_the_sdks_run_automations() -> None:
+    """A NewAutomation on a run event, as the SDK serializes it, reads through the SDK
+    reader (app.contract.wandb_sdk) into a run automation with its scope and filter."""
+    from app.contract.wandb_sdk import automation_from_wandb
+
+    metric = OnRunMetric(scope=TEAM, filter=RunEvent.metric("loss").avg(5) < 0.1)
+    state = OnRunState(scope=PROJECT, filter=RunEvent.state.eq("FINISHED"))
+    read = [
+        automation_from_wandb(
+            _sdk.NewAutomation(name=name, event=event, action=_sdk.DoNothing()).model_dump(
+                mode="json"
+            ),
+            id=name,
+            entity="acme",
+        )
+        for name, event in (("metric", metric), ("state", state))
+    ]
+    assert [a.event.value for a in read] == ["RUN_METRIC", "RUN_STATE"]
+    assert all(a.is_run_automation for a in read)
+    assert read[0].scope.model_dump() == {"type": "entity", "entity": "acme"}
+    assert read[0].filter is not None
+    assert read[0].filter["run_metric_filter"]["threshold_filter"]["agg_op"] == "AVERAGE"
+    assert read[1].scope.model_dump() == {"type": "project", "entity": "acme", "project": "mnist"}
+    assert read[1].filter is not None
+    assert read[1].filter["run_state_filter"]["states"] == ["FINISHED"]
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_sdk_automations_fire_as_computed_independently(seed: int) -> None:
     """Over generated runs, the pipeline fires exactly the (automation, run, step) computed here."""

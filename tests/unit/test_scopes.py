@@ -22,6 +22,7 @@ SCOPES: list[dict[str, Any]] = [
     {"type": "registry", "entity": "acme", "registry": "model"},
     {"type": "artifact_collection", "entity": "acme", "project": "vision", "collection": "mnist"},
     {"type": "artifact_collection", "entity": "acme", "registry": "model", "collection": "mnist"},
+    {"type": "entity", "entity": "acme"},
 ]
 
 

@@ -41,6 +41,7 @@ def render(text: str, **event_overrides: Any) -> str:
         ("artifact_digest", "9a1b"),
         ("occurred_at", "2026-11-26T10:00:00+00:00"),
         ("source_artifact_version_string", ""),
+        ("tag", ""),
         ("artifact_metadata.framework", "torch"),
         ("artifact_metadata.accuracy", "0.93"),
     ],
@@ -56,7 +57,7 @@ def test_every_documented_variable_is_tested() -> None:
         "event_type", "event_author", "entity_name", "project_name", "artifact_collection_name",
         "artifact_version", "artifact_version_string", "alias", "artifact_type", "registry_name",
         "event_id", "previous_version", "artifact_digest", "occurred_at",
-        "source_artifact_version_string",
+        "source_artifact_version_string", "tag",
     }  # fmt: skip
     # Run variables are tested with run events (tests/unit/test_run_pipeline.py).
     run = {"run_id", "run_name", "run_path", "run_state", "metric_name", "metric_value", "step"}
@@ -152,8 +153,8 @@ def test_dollar_escape_and_lone_dollars() -> None:
 def test_unknown_variable_is_refused_with_its_name() -> None:
     """An unknown variable is refused at compile time, naming it."""
     with pytest.raises(UnknownVariableError) as info:
-        compile_template("${artifact_name} and ${tag} and ${alias}")
-    assert info.value.names == ["artifact_name", "tag"]
+        compile_template("${artifact_name} and ${tags} and ${alias}")
+    assert info.value.names == ["artifact_name", "tags"]
     assert "${artifact_name}" in str(info.value)
 
 

@@ -28,13 +28,21 @@ SCOPES: dict[str, dict[str, Any]] = {
         "registry": "model",
         "collection": "classifier",
     },
+    "entity": {"type": "entity", "entity": "acme"},
 }
+
+EVENT_TYPES = (
+    "CREATE_ARTIFACT",
+    "ADD_ARTIFACT_ALIAS",
+    "LINK_ARTIFACT",
+    *("UNLINK_ARTIFACT", "ADD_ARTIFACT_TAG", "REMOVE_ARTIFACT_TAG", "REMOVE_ARTIFACT_ALIAS"),
+)
 
 
 def cases() -> list[tuple[str, str]]:
     """Every (event type, scope) pair an automation may have."""
     out = []
-    for event in ("CREATE_ARTIFACT", "ADD_ARTIFACT_ALIAS", "LINK_ARTIFACT"):
+    for event in EVENT_TYPES:
         for scope in SCOPES:
             if event == "CREATE_ARTIFACT" and "collection" not in scope:
                 continue  # CREATE_ARTIFACT takes a collection scope only
@@ -87,3 +95,16 @@ def test_unsatisfiable_filters_are_left_to_the_explanation() -> None:
     reasons = explain(automation, event).reasons
     assert len(reasons) == 1
     assert '$regex "^rc-"' in reasons[0]
+
+
+@pytest.mark.parametrize("event_type", EVENT_TYPES[3:])
+def test_sdk_wrapped_filters_on_alias_and_tag_shape_the_example(event_type: str) -> None:
+    """Pins inside the W&B SDK's {"$or": [{"$and": [...]}]} wrapper shape the example too."""
+    field = "tag" if "TAG" in event_type else "alias"
+    automation = make_automation(
+        event=event_type,
+        scope=SCOPES["entity"],
+        filter={"$or": [{"$and": [{field: {"$eq": "gold"}}]}]},
+    )
+    event, _ = parse_event(dumps(example_event(automation, NOW)), 1 << 20)
+    assert explain(automation, event).matched

@@ -58,6 +58,22 @@ def test_each_parameter_narrows_the_list(params: dict[str, str], expected: list[
     assert ids(**params) == expected
 
 
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("glob", ["coll"]),
+        ("ACME", ["proj", "reg"]),
+        ("acme vision", ["proj"]),
+        ("mnist model", ["coll"]),
+        ("nothing-like-this", []),
+        ("", ["coll", "proj", "reg"]),
+    ],
+)
+def test_q_searches_id_name_description_and_scope(q: str, expected: list[str]) -> None:
+    """`q` keeps automations whose text holds every word, case-insensitively."""
+    assert ids(q=q) == expected
+
+
 def test_link_model_is_read_as_link_artifact() -> None:
     """The legacy event name filters like its current one."""
     assert parse_query({"event": "LINK_MODEL"}).event is EventType.LINK_ARTIFACT
@@ -84,3 +100,13 @@ def test_bad_parameters_are_400_with_a_reason(params: dict[str, str], needle: st
 def test_default_query_filters_nothing() -> None:
     """AutomationQuery() is 'any' in every field."""
     assert len(select(automations(), AutomationQuery())) == 3
+
+
+def test_entity_scope_and_new_event_types_filter_the_list() -> None:
+    """scope_type=entity and event=ADD_ARTIFACT_TAG select the entity-scoped tag automation."""
+    tagged = make_automation(
+        id="tagged", event="ADD_ARTIFACT_TAG", scope={"type": "entity", "entity": "acme"}
+    )
+    every = [*automations(), tagged]
+    assert [a.id for a in select(every, parse_query({"scope_type": "entity"}))] == ["tagged"]
+    assert [a.id for a in select(every, parse_query({"event": "ADD_ARTIFACT_TAG"}))] == ["tagged"]

@@ -168,3 +168,29 @@ async def test_resolver_trusts_allow_listed_host() -> None:
     assert [r["host"] for r in results] == ["10.9.9.9"]
     sock = p.socket_factory((socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.9.9.9", 443)))
     sock.close()
+
+
+def test_loopback_is_refused_by_default_and_admitted_in_development() -> None:
+    """`allow_loopback` (off by default) admits loopback, and only loopback."""
+    assert DispatchSettings().allow_loopback is False
+    with pytest.raises(BlockedTargetError, match="https only"):
+        check_url("http://127.0.0.1:6069/hooks", policy())
+    dev = policy(allow_loopback=True)
+    for url in ("http://127.0.0.1:6069/hooks", "http://localhost:6069/x", "http://[::1]:6069/"):
+        assert check_url(url, dev).port == 6069
+    assert dev.address_allowed(ipaddress.ip_address("::ffff:127.0.0.1"))
+    for addr in ("10.0.0.5", "169.254.169.254", "192.168.1.1"):
+        assert not dev.address_allowed(ipaddress.ip_address(addr))
+    with pytest.raises(BlockedTargetError, match="https only"):
+        check_url("http://example.com/x", dev)
+
+
+async def test_development_localhost_resolves_to_loopback_only() -> None:
+    """In development `localhost` over http may not be steered to another machine."""
+    dev = policy(allow_loopback=True)
+    guarded = GuardedResolver(dev, FakeResolver("93.184.216.34", "127.0.0.1"))
+    results = await guarded.resolve("localhost", 6069)
+    assert [r["host"] for r in results] == ["127.0.0.1"]
+    only_public = GuardedResolver(dev, FakeResolver("93.184.216.34"))
+    with pytest.raises(BlockedAddressError, match="not loopback"):
+        await only_public.resolve("localhost", 6069)
