@@ -37,7 +37,6 @@ __all__ = [
     "MAX_EVENT_DEPTH",
     "TAG_EVENTS",
     "Artifact",
-    "AutomationEventTypeField",
     "Event",
     "EventType",
     "EventTypeField",
@@ -80,28 +79,6 @@ _EVENT_TYPE_SCHEMA = WithJsonSchema(
 )
 
 EventTypeField = Annotated[EventType, BeforeValidator(_event_type), _EVENT_TYPE_SCHEMA]
-
-
-def _automation_event_type(value: Any) -> Any:
-    # The W&B SDK looks event types up case-insensitively; an automation may too.
-    if not isinstance(value, str):
-        return value
-    name = _event_type(value.strip().upper())
-    if name not in _EVENT_TYPE_VALUES:
-        # Named, so that a W&B event Hookstream lacks (ADD_COLLECTION_TAG...) reads clearly.
-        raise PydanticCustomError(
-            "event_type",
-            "unknown event type {value}; expected one of {names} (LINK_MODEL is read as "
-            "LINK_ARTIFACT)",
-            {"value": short_repr(value), "names": _EVENT_TYPE_NAMES},
-        )
-    return name
-
-
-#: An automation's ``event``: as EventTypeField, in any letter case (W&B SDK look-ups).
-AutomationEventTypeField = Annotated[
-    EventType, BeforeValidator(_automation_event_type), _EVENT_TYPE_SCHEMA
-]
 
 
 class Artifact(BaseModel):
