@@ -75,7 +75,7 @@ test: install test-tools ## Install (test tools too), start a broker (unless con
 	@if [ -n "$$KAFKA_BOOTSTRAP_SERVERS" ]; then $(PY) -m pytest $(PYTEST_ARGS); \
 	else $(KAFKA) run --port $(KAFKA_PORT) -- $(PY) -m pytest $(PYTEST_ARGS); fi
 
-FAULT_TESTS := tests/faults tests/unit/test_hostile_events.py tests/unit/test_hostile_automations.py
+FAULT_TESTS := tests/faults tests/unit/test_hostile_events.py tests/unit/test_hostile_automations.py tests/unit/test_poison_records.py
 
 test-faults: install test-tools ## Fault suite only (crash, broker restart, rebalance, hostile input, secrets); figures in build/faults-report.md
 	@if [ -n "$$KAFKA_BOOTSTRAP_SERVERS" ]; then $(PY) -m pytest -m faults $(FAULT_TESTS) $(PYTEST_ARGS); \

@@ -70,6 +70,13 @@ class Settings(BaseSettings):
     topic_replication_factor: int = Field(default=1, ge=1)
 
     max_event_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Alias pointers kept per collection (the state record of one collection holds them
+    # all); past the cap the pointers set longest ago are dropped, counted in
+    # hookstream_alias_pointers_dropped_total and logged (docs/decisions.md).
+    max_aliases_per_collection: int = Field(default=1000, ge=1, le=100_000)
+    # The max.message.bytes assumed for a topic a `kafka` action names (Hookstream does
+    # not create those): Kafka's default. A larger job is not sent ("produced no job").
+    kafka_action_max_message_bytes: int = Field(default=1024 * 1024 + 12, ge=1024)
 
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=0, le=65535)
@@ -150,6 +157,14 @@ class Settings(BaseSettings):
 
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
 
+    # Run events (issue 14): the topic of run.log steps and run states, and how long a
+    # run's window state is kept after the run finished, failed, crashed or was killed.
+    run_events_topic: str = "run-events"
+    run_state_retention_seconds: float = Field(default=3600.0, ge=0)
+    # Changed runs go to the run-state changelog this often (0: after every batch); their
+    # batches are acked once it is acknowledged (docs/decisions.md, run events).
+    run_state_flush_seconds: float = Field(default=1.0, ge=0, le=10)
+
     @property
     def broker_url(self) -> str:
         """The Faust broker URL built from the bootstrap servers."""
@@ -195,6 +210,11 @@ class Settings(BaseSettings):
         return f"{self.app_id}-history-changelog"
 
     @property
+    def run_state_changelog_topic(self) -> str:
+        """Changelog of the run-state table (app.stream.runs), named as Faust does."""
+        return f"{self.app_id}-run-state-changelog"
+
+    @property
     def reserved_topics(self) -> frozenset[str]:
         """Hookstream's own topics, which a kafka action may not write to."""
         return frozenset(
@@ -207,6 +227,8 @@ class Settings(BaseSettings):
                 self.actions_dlq_topic,
                 self.alias_pointers_topic,
                 self.history_changelog_topic,
+                self.run_events_topic,
+                self.run_state_changelog_topic,
                 *self.action_topics.values(),
             }
         )

@@ -30,7 +30,7 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "match (index, filters)",
         ("app/core/matching.py", "app/core/scopes.py", "app/lang/filters.py"),
     ),
-    ("render jobs (templates, job JSON)", ("app/lang/templating.py", "Pipeline._emit", "job_id")),
+    ("render jobs (templates, job JSON)", ("app/lang/templating.py", "Pipeline.emit", "job_id")),
     ("alias pointers (app/stream/aliases.py)", ("app/stream/aliases.py", "alias_pointers")),
     ("metrics (prometheus_client)", ("app/stream/metrics.py", "prometheus_client")),
     (

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bench.machine import Machine
 from bench.profile import OWNERS, Summary
+from bench.runs import RunsResult, s5_markdown, s5_text
 from bench.scenarios import (
     LAG_POLL,
     LAG_TOLERANCE_SECONDS,
@@ -74,6 +75,7 @@ class Results:
     profile: Summary | None = None
     profile_run: WorkerRun | None = None
     notes: list[str] = field(default_factory=list)
+    s5: RunsResult | None = None  # issue 14: run metrics
 
     @property
     def s4(self) -> WorkerRun:
@@ -323,6 +325,8 @@ def to_text(r: Results) -> str:
     lines += [f"  {t.verdict}  {t.name}: {t.figure}" for t in judged]
     if r.profile is not None:
         lines += ["", f"S1 profile ({r.profile.samples:,} samples): {_split_line(r.profile)}"]
+    if r.s5 is not None:
+        lines += ["", "S5 run metrics (issue 14):", s5_text(r.s5)]
     return "\n".join(lines)
 
 
@@ -516,6 +520,8 @@ def to_markdown(r: Results) -> str:
     ]
     if r.profile is not None:
         lines += _profile(r.profile)
+    if r.s5 is not None:
+        lines += s5_markdown(r.s5)
     lines += _method()
     return "\n".join(lines)
 

@@ -28,6 +28,7 @@ from bench.machine import cpu_pressure, describe, load_average
 from bench.matcher import crowded_eps, matcher_eps, pipeline_eps
 from bench.profile import summarize
 from bench.report import Results, ScaleRow, to_markdown, to_text, write_markdown
+from bench.runs import RunsResult, s5, s5_markdown, s5_text
 
 __all__ = ["main", "run"]
 
@@ -44,6 +45,10 @@ FULL: dict[str, Any] = {
     "offline_events": 50_000,
     "crowded": 1000,
     "repeat": 2,
+    # S5 (issue 14): run records, runs, run automations.
+    "s5_records": 500_000,
+    "s5_runs": 2_000,
+    "s5_automations": 100,
 }
 SMOKE: dict[str, Any] = {
     "events": 3_000,
@@ -55,6 +60,9 @@ SMOKE: dict[str, Any] = {
     "offline_events": 3_000,
     "crowded": 50,
     "repeat": 1,
+    "s5_records": 2_000,
+    "s5_runs": 40,
+    "s5_automations": 20,
 }
 
 
@@ -81,7 +89,34 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", type=Path, help="also write every figure as JSON here")
     parser.add_argument("--workdir", type=Path, help="logs and worker data (default: a temp dir)")
     parser.add_argument("--keep-topics", action="store_true", help="do not delete the topics")
+    # S5 (issue 14): run metrics; `--only S5` runs it alone (2 cores: the full run is long).
+    parser.add_argument("--only", choices=["S5"], help="run one scenario alone")
+    parser.add_argument("--s5-records", type=int, help="S5 RUN_METRIC records")
+    parser.add_argument("--s5-runs", type=int, help="S5 runs")
+    parser.add_argument("--s5-automations", type=int, help="S5 run automations")
     return parser
+
+
+def _pick(args: argparse.Namespace) -> dict[str, Any]:
+    """The sizes of this run: the command line over the full (or smoke) defaults."""
+    base = FULL if not args.smoke else SMOKE
+    return {k: (getattr(args, k) if getattr(args, k) is not None else v) for k, v in base.items()}
+
+
+def run_s5(args: argparse.Namespace) -> RunsResult:
+    """S5 alone: run metrics through the run agent, against S0f over the same records."""
+    pick = _pick(args)
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="hookstream-bench-s5-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    return s5(
+        bootstrap,
+        workdir,
+        records=pick["s5_records"],
+        runs=pick["s5_runs"],
+        automations=pick["s5_automations"],
+        say=_say,
+    )
 
 
 def _ints(text: str) -> list[int]:
@@ -91,8 +126,7 @@ def _ints(text: str) -> list[int]:
 
 def run(args: argparse.Namespace) -> Results:
     """Every scenario, in order: S0, S0f, S1, S2, S3, matcher-only, profile."""
-    base = FULL if not args.smoke else SMOKE
-    pick = {k: (getattr(args, k) if getattr(args, k) is not None else v) for k, v in base.items()}
+    pick = _pick(args)
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="hookstream-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -173,6 +207,8 @@ def run(args: argparse.Namespace) -> Results:
             )
             if profile_run.profile is not None:
                 summary = summarize(profile_run.profile)
+        # S5 (issue 14): run metrics, against S0f over its own run records.
+        runs_result = run_s5(args)
     finally:
         if not args.keep_topics:
             scenarios.cleanup(bootstrap, bench.run_id)
@@ -199,6 +235,7 @@ def run(args: argparse.Namespace) -> Results:
         rounds=rounds,
         profile=summary,
         profile_run=profile_run,
+        s5=runs_result,
     )
 
 
@@ -230,6 +267,21 @@ def _jsonable(value: Any) -> Any:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry."""
     args = _parser().parse_args(argv)
+    if args.only == "S5":
+        alone = run_s5(args)
+        print("S5 run metrics (issue 14):\n" + s5_text(alone), flush=True)
+        out_s5 = (
+            args.out
+            if args.out is not None
+            else (None if args.smoke else ROOT / "docs" / "benchmarks-s5.md")
+        )
+        if out_s5 is not None:
+            # The hand-written analysis below the marker survives a new run.
+            write_markdown(out_s5, "\n".join(["# Benchmark S5", "", *s5_markdown(alone)]))
+            print(f"wrote {out_s5}", file=sys.stderr)
+        if args.json is not None:
+            args.json.write_text(json.dumps(_jsonable(alone), indent=2))
+        return 0
     results = run(args)
     load = results.load_before[0]
     if load > 1.0:

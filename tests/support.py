@@ -54,6 +54,7 @@ _TOPIC_FIELDS = (
     "dlq_topic",
     "action_results_topic",
     "actions_dlq_topic",
+    "run_events_topic",
 )
 
 

@@ -13,18 +13,31 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
+    PlainValidator,
     StrictBool,
     StrictInt,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from app.contract.events import AutomationEventTypeField, EventType
-from app.contract.fields import HeaderName, Label, Name, SecretName, Slug, TopicName, field_errors
+from app.contract.events import EventType
+from app.contract.fields import (
+    HeaderName,
+    Label,
+    Name,
+    SecretName,
+    Slug,
+    TopicName,
+    field_errors,
+    short_repr,
+)
+from app.contract.runs import RunEventType, run_event_filter
 from app.errors import FilterError, InvalidAutomationError, TemplateError
 from app.lang.filters import compile_filter
 from app.lang.templating import compile_template, sample_variables
@@ -37,6 +50,7 @@ __all__ = [
     "ActionType",
     "ArtifactCollectionScope",
     "Automation",
+    "AutomationEvent",
     "EntityScope",
     "KafkaAction",
     "NoOpAction",
@@ -105,6 +119,42 @@ class EntityScope(BaseModel):
 Scope = Annotated[
     ProjectScope | RegistryScope | ArtifactCollectionScope | EntityScope,
     Field(discriminator="type"),
+]
+
+
+_AUTOMATION_EVENT_NAMES: Final = ", ".join([*EventType, *RunEventType])
+
+
+def _automation_event(value: Any) -> EventType | RunEventType:
+    if isinstance(value, EventType | RunEventType):
+        return value
+    if isinstance(value, str):
+        # The W&B SDK looks event types up case-insensitively; an automation may too.
+        name = value.strip().upper()
+        if name == "LINK_MODEL":
+            return EventType.LINK_ARTIFACT
+        for kind in (EventType, RunEventType):
+            try:
+                return kind(name)
+            except ValueError:
+                pass
+    # Named, so that a W&B event Hookstream lacks (ADD_COLLECTION_TAG...) reads clearly.
+    raise PydanticCustomError(
+        "event_type",
+        "unknown event type {value}; expected one of {names} (LINK_MODEL is read as LINK_ARTIFACT)",
+        {"value": short_repr(value), "names": _AUTOMATION_EVENT_NAMES},
+    )
+
+
+# An artifact or registry event type, or a run event type (app.contract.runs), in any
+# letter case (W&B SDK look-ups).
+AutomationEvent = Annotated[
+    EventType | RunEventType,
+    PlainValidator(_automation_event),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema(
+        {"type": "string", "enum": [*EventType, "LINK_MODEL", *RunEventType]}, mode="validation"
+    ),
 ]
 
 
@@ -308,7 +358,7 @@ class Automation(BaseModel):
     name: Annotated[str, StringConstraints(min_length=1, max_length=256)]
     description: Annotated[str, StringConstraints(max_length=4096)] | None = None
     enabled: StrictBool = True
-    event: AutomationEventTypeField
+    event: AutomationEvent
     scope: Scope
     filter: Annotated[
         dict[str, Any] | None,
@@ -329,12 +379,25 @@ class Automation(BaseModel):
     # headers (the value stays the job JSON), for consumers that route CloudEvents.
     job_format: Literal["json", "cloudevents"] = "json"
     revision: Annotated[StrictInt, Field(ge=1)] = 1
+    # Run events only: after a firing, the same run does not fire again for this long
+    # (measured on the records' occurred_at). A Hookstream addition.
+    cooldown_seconds: Annotated[StrictInt | float, Field(ge=0, le=366 * 86400)] | None = None
     created_at: AwareDatetime | None = None
     updated_at: AwareDatetime | None = None
 
+    @property
+    def is_run_automation(self) -> bool:
+        """Whether the automation watches run events (app.contract.runs)."""
+        return isinstance(self.event, RunEventType)
+
     @field_validator("filter")
     @classmethod
-    def _compiles(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+    def _compiles(cls, value: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
+        # `event` is validated before `filter`: a run event takes the SDK's run filter.
+        event = info.data.get("event")
+        if isinstance(event, RunEventType):
+            _check_run_filter(event, value)
+            return value
         try:
             compile_filter(value)
         except FilterError as exc:
@@ -342,6 +405,31 @@ class Automation(BaseModel):
                 "invalid_filter", "{reason}", {"reason": exc.reason, "path": exc.path}
             ) from None
         return value
+
+    @model_validator(mode="after")
+    def _run_fields(self) -> Automation:
+        if isinstance(self.event, RunEventType):
+            if self.scope.type not in ("project", "entity"):
+                raise PydanticCustomError(
+                    "scope_event",
+                    "{event} takes a project or entity scope (as in W&B), not {scope}",
+                    {"path": "scope.type", "event": self.event.value, "scope": self.scope.type},
+                )
+            if self.filter is None:
+                # A field validator does not run on an omitted (default) filter.
+                raise PydanticCustomError(
+                    "missing_filter",
+                    "a {event} automation needs a filter (run_metric_filter or run_state_filter)",
+                    {"path": "filter", "event": self.event.value},
+                )
+            return self
+        if self.cooldown_seconds is not None:
+            raise PydanticCustomError(
+                "cooldown",
+                "cooldown_seconds applies to run events only",
+                {"path": "cooldown_seconds"},
+            )
+        return self
 
     @model_validator(mode="after")
     def _scope_fits_event(self) -> Automation:
@@ -352,6 +440,26 @@ class Automation(BaseModel):
                 {"path": "scope.type", "scope": self.scope.type},
             )
         return self
+
+
+def _check_run_filter(event: RunEventType, spec: dict[str, Any] | None) -> None:
+    """A run automation's filter: the SDK's JSON, and a run filter that compiles."""
+    try:
+        parsed = run_event_filter(event, spec)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise PydanticCustomError(
+            "invalid_filter", "{reason}", {"reason": error["msg"], "path": where}
+        ) from None
+    run_filter = parsed.run_filter
+    try:
+        compile_filter(loads(run_filter) if isinstance(run_filter, str) else run_filter, run=True)
+    except FilterError as exc:
+        path = f"run_filter.{exc.path}" if exc.path else "run_filter"
+        raise PydanticCustomError(
+            "invalid_filter", "{reason}", {"reason": exc.reason, "path": path}
+        ) from None
 
 
 def parse_automation(data: Mapping[str, Any]) -> Automation:

@@ -25,6 +25,7 @@ class DeadLetterCode(StrEnum):
     UNKNOWN_EVENT_TYPE = "unknown_event_type"
     MISSING_FIELD = "missing_field"
     INVALID_FIELD = "invalid_field"
+    UNREADABLE_HEADER = "unreadable_header"
 
 
 class DeadLetterHeader(BaseModel):
@@ -34,6 +35,12 @@ class DeadLetterHeader(BaseModel):
 
     key: str
     value_b64: str | None
+    # The key's bytes when they are not UTF-8 (`key` then shows them with U+FFFD).
+    key_b64: str | None = None
+    # Size of the original value; `value_truncated` marks one kept only in part so that
+    # the dead letter fits its topic's record limit.
+    value_size: int | None = None
+    value_truncated: bool = False
 
 
 class DeadLetter(BaseModel):
@@ -55,6 +62,10 @@ class DeadLetter(BaseModel):
     # because in full it could not fit in a Kafka record (see docs/decisions.md).
     value_size: int | None = None
     value_truncated: bool = False
+    # The same for the key (`key_b64`), and the headers left out for lack of room.
+    key_size: int | None = None
+    key_truncated: bool = False
+    headers_dropped: int = 0
 
     @staticmethod
     def encode(data: bytes | None) -> str | None:

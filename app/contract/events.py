@@ -37,11 +37,12 @@ __all__ = [
     "MAX_EVENT_DEPTH",
     "TAG_EVENTS",
     "Artifact",
-    "AutomationEventTypeField",
     "Event",
     "EventType",
     "EventTypeField",
     "Source",
+    "check_integers",
+    "check_structure",
     "parse_event",
     "parse_object",
 ]
@@ -79,28 +80,6 @@ _EVENT_TYPE_SCHEMA = WithJsonSchema(
 )
 
 EventTypeField = Annotated[EventType, BeforeValidator(_event_type), _EVENT_TYPE_SCHEMA]
-
-
-def _automation_event_type(value: Any) -> Any:
-    # The W&B SDK looks event types up case-insensitively; an automation may too.
-    if not isinstance(value, str):
-        return value
-    name = _event_type(value.strip().upper())
-    if name not in _EVENT_TYPE_VALUES:
-        # Named, so that a W&B event Hookstream lacks (ADD_COLLECTION_TAG...) reads clearly.
-        raise PydanticCustomError(
-            "event_type",
-            "unknown event type {value}; expected one of {names} (LINK_MODEL is read as "
-            "LINK_ARTIFACT)",
-            {"value": short_repr(value), "names": _EVENT_TYPE_NAMES},
-        )
-    return name
-
-
-#: An automation's ``event``: as EventTypeField, in any letter case (W&B SDK look-ups).
-AutomationEventTypeField = Annotated[
-    EventType, BeforeValidator(_automation_event_type), _EVENT_TYPE_SCHEMA
-]
 
 
 class Artifact(BaseModel):
@@ -268,10 +247,16 @@ def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-def _shape(obj: dict[str, Any]) -> tuple[int, int]:
-    """(number of object keys, nesting depth) of a parsed JSON object, without recursion."""
+# orjson reads an integer beyond 64 bits as a float, of magnitude 2**63 or more.
+_BIG = float(2**63)
+
+
+def _shape(obj: dict[str, Any]) -> tuple[int, int, bool]:
+    """(number of object keys, nesting depth, whether a float of 2**63 or more in
+    magnitude is held) of a parsed JSON object, without recursion."""
     keys = 0
     deepest = 0
+    big = False
     stack: list[tuple[Any, int]] = [(obj, 1)]
     while stack:
         value, depth = stack.pop()
@@ -288,7 +273,9 @@ def _shape(obj: dict[str, Any]) -> tuple[int, int]:
             kind = type(child)
             if kind is dict or kind is list:
                 stack.append((child, depth + 1))
-    return keys, deepest
+            elif kind is float and not -_BIG < child < _BIG:
+                big = True
+    return keys, deepest, big
 
 
 def _too_deep_path(obj: dict[str, Any]) -> str:
@@ -306,8 +293,10 @@ def _too_deep_path(obj: dict[str, Any]) -> str:
     return ""
 
 
-def _check_structure(raw: bytes, obj: dict[str, Any]) -> None:
-    """Refuse nesting deeper than MAX_EVENT_DEPTH and duplicate object keys.
+def check_structure(raw: bytes, obj: dict[str, Any]) -> bool:
+    """Refuse nesting deeper than MAX_EVENT_DEPTH and duplicate object keys; return
+    whether the event holds a float that may have been an integer beyond 64 bits
+    (also run records, app.contract.runs).
 
     Duplicate keys are ambiguous (parsers disagree on which one wins; I-JSON forbids
     them), so an event holding any goes to the dead letters. The check is exact and
@@ -317,7 +306,7 @@ def _check_structure(raw: bytes, obj: dict[str, Any]) -> None:
     it does not (a duplicate, or a string holding a quote before a colon) are the
     bytes parsed a second time to find the duplicate. Cost: about 2 us per event.
     """
-    keys, depth = _shape(obj)
+    keys, depth, big = _shape(obj)
     if depth > MAX_EVENT_DEPTH:
         raise InvalidEventError(
             f"{_too_deep_path(obj)}: nested more than {MAX_EVENT_DEPTH} levels deep",
@@ -327,7 +316,7 @@ def _check_structure(raw: bytes, obj: dict[str, Any]) -> None:
     # the number of keys written (it also counts a quote before a colon inside a string).
     written = raw.translate(None, _JSON_SPACE).count(b'":')
     if written == keys:
-        return
+        return big
     try:
         json.loads(raw, object_pairs_hook=_unique_pairs)
     except _DuplicateKeyError as exc:
@@ -335,10 +324,56 @@ def _check_structure(raw: bytes, obj: dict[str, Any]) -> None:
             f"duplicate key {short_repr(exc.key)} in a JSON object; an event must not repeat a key",
             code=DeadLetterCode.INVALID_FIELD,
         ) from None
+    return big
+
+
+_INT_MIN = -(2**63)
+_INT_MAX = 2**64 - 1
+
+
+class _BigIntegerError(ValueError):
+    def __init__(self, literal: str) -> None:
+        super().__init__(literal)
+        self.literal = literal
+
+
+def _checked_int(literal: str) -> int:
+    value = int(literal)
+    if not _INT_MIN <= value <= _INT_MAX:
+        raise _BigIntegerError(literal)
+    return value
+
+
+def check_integers(raw: bytes) -> None:
+    """Refuse integers beyond 64 bits: the JSON reader turned them into floats.
+
+    Only an event holding a float of 2**63 or more in magnitude (`_shape`) gets here,
+    to be parsed a second time, by the standard library, which tells integers apart.
+    """
+    try:
+        json.loads(raw, parse_int=_checked_int)
+    except _BigIntegerError as exc:
+        shown = exc.literal if len(exc.literal) <= 40 else exc.literal[:37] + "..."
+        raise InvalidEventError(
+            f"integer {shown} does not fit 64 bits (from -2**63 to 2**64-1); "
+            "send larger numbers as strings",
+            code=DeadLetterCode.INVALID_FIELD,
+        ) from None
+    except ValueError:
+        return  # not JSON to the standard library: the first reader already decided
 
 
 def parse_object(raw: bytes, max_bytes: int, *, what: str = "event") -> dict[str, Any]:
-    """One message as a JSON object (size, UTF-8, JSON, object, depth, duplicate keys)."""
+    """One message as a JSON object: size, UTF-8, JSON, object, depth, duplicate keys,
+    64-bit integers (`what` names it in a size refusal)."""
+    obj, big = _read_object(raw, max_bytes, what)
+    if big:
+        check_integers(bytes(raw))
+    return obj
+
+
+def _read_object(raw: bytes, max_bytes: int, what: str) -> tuple[dict[str, Any], bool]:
+    """The object, and whether it holds a float that may be an integer beyond 64 bits."""
     size = len(raw)
     if size > max_bytes:
         raise InvalidEventError(
@@ -360,15 +395,17 @@ def parse_object(raw: bytes, max_bytes: int, *, what: str = "event") -> dict[str
     if type(obj) is not dict:
         kind = _JSON_KINDS.get(type(obj), type(obj).__name__)
         raise InvalidEventError(f"not a JSON object (got {kind})", code=DeadLetterCode.NOT_OBJECT)
-    _check_structure(bytes(raw), obj)
-    return obj
+    return obj, check_structure(bytes(raw), obj)
 
 
 def parse_event(raw: bytes, max_bytes: int) -> tuple[Event, dict[str, Any]]:
     """Validate one message; returns the event and the object as received."""
-    obj = parse_object(raw, max_bytes)
+    obj, big = _read_object(raw, max_bytes, "event")
     try:
         event = Event.model_validate(obj)
     except ValidationError as exc:
         raise _event_error(exc) from None
+    if big:
+        # After the fields: a field that wants an integer already named the problem.
+        check_integers(bytes(raw))
     return event, obj

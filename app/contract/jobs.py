@@ -9,6 +9,7 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 from app.contract.events import EventType
+from app.contract.runs import RunEventType
 
 __all__ = [
     "JOB_ID_NAMESPACE",
@@ -86,7 +87,7 @@ class _JobBase(BaseModel):
     automation_name: str
     automation_revision: int
     event_id: str
-    event_type: EventType
+    event_type: EventType | RunEventType
     created_at: AwareDatetime
     previous_version: int | None = None
     event: dict[str, Any]

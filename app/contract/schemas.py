@@ -22,6 +22,7 @@ from app.contract.jobs import (
     QueueJobActionJob,
     WebhookActionJob,
 )
+from app.contract.runs import RunMetricRecord, RunStateRecord
 from app.serialization import dumps
 
 __all__ = ["SCHEMAS", "check_schemas", "export_schemas", "render_schemas"]
@@ -36,6 +37,9 @@ SCHEMAS: dict[str, tuple[type[BaseModel], Literal["validation", "serialization"]
     "action-job.queue_job.schema.json": (QueueJobActionJob, "serialization"),
     "action-job.kafka.schema.json": (KafkaActionJob, "serialization"),
     "dead-letter.schema.json": (DeadLetter, "serialization"),
+    # Run events (issue 14): the two record types of the run-events topic.
+    "run-metric.schema.json": (RunMetricRecord, "validation"),
+    "run-state.schema.json": (RunStateRecord, "validation"),
 }
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "apply_result",
     "empty_history",
     "execution_records",
+    "fit_history",
     "read_result",
 ]
 
@@ -233,6 +234,28 @@ def _worker_record(
     }
 
 
+# The most one execution can take in the table's JSON: three clipped details of
+# 4-byte characters, ids, timestamps and names.
+_ENTRY_BYTES = 3 * 4 * _DETAIL_CHARS + 1024
+
+
+def fit_history(value: Mapping[str, Any], max_bytes: int) -> tuple[Mapping[str, Any], int]:
+    """`value` with its oldest executions dropped until its JSON takes `max_bytes` at most.
+
+    Returns the value and how many executions were dropped. Only a history that could
+    be that large is measured (history_size entries at their largest).
+    """
+    entries = value["executions"]
+    if len(entries) * _ENTRY_BYTES + 4096 <= max_bytes:
+        return value, 0
+    kept = list(entries)
+    while len(dumps({**value, "executions": kept})) > max_bytes and kept:
+        # Newest first: the oldest is the last; a tenth at a time bounds the passes.
+        del kept[-max(len(kept) // 10, 1) :]
+    dropped = len(entries) - len(kept)
+    return ({**value, "executions": kept} if dropped else value), dropped
+
+
 def empty_history(automation_id: str) -> dict[str, Any]:
     """The history of an automation that never fired, as the API returns it."""
     return AutomationHistory(automation_id=automation_id).model_dump(mode="json")
@@ -334,7 +357,8 @@ def execution_records(result: ProcessResult, now: datetime) -> list[ExecutionRec
             "http_status": None,
             "error_kind": "none",
             "error": None,
-            "reason": reason,
+            # Clipped like every stored detail: the record stays small whatever failed.
+            "reason": _clip(reason),
             "response_body": None,
             "response_truncated": False,
             "duration_seconds": 0.0,

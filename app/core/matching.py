@@ -302,8 +302,11 @@ class CompiledAutomation:
 
     def __init__(self, automation: Automation) -> None:
         """Compile; raises InvalidAutomationError (only for automations built unvalidated)."""
+        # A run automation's filter is the SDK's run-event filter (app.core.runs
+        # compiles it); in this index it only needs its key, never seen by an event.
+        event_filter = None if automation.is_run_automation else automation.filter
         try:
-            self.filter: CompiledFilter = compile_filter(automation.filter)
+            self.filter: CompiledFilter = compile_filter(event_filter)
         except FilterError as exc:
             path = f"filter.{exc.path}" if exc.path else "filter"
             raise InvalidAutomationError([(path, exc.reason)]) from None
@@ -312,7 +315,7 @@ class CompiledAutomation:
         except TemplateError as exc:
             raise InvalidAutomationError([("action", str(exc))]) from None
         self.automation = automation
-        self.guard = filter_guard(automation.filter)
+        self.guard = filter_guard(event_filter)
         self.id = automation.id
         self.name = automation.name
         self.revision = automation.revision

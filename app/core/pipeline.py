@@ -23,6 +23,7 @@ from app.contract.jobs import ActionJob, job_id, parse_action_job
 from app.contract.timestamps import iso_z
 from app.core.cloudevents import from_kafka, job_headers
 from app.core.documents import filter_document, template_variables
+from app.core.limits import RecordLimits
 from app.core.matching import AutomationIndex, CompiledAutomation
 from app.errors import ConfigError, InvalidAutomationError, InvalidEventError, JobTooLargeError
 from app.lang.templating import TemplateVariables
@@ -38,7 +39,9 @@ __all__ = [
     "Pipeline",
     "ProcessResult",
     "SourceInfo",
+    "alias_update",
     "automation_from_record",
+    "unreadable_header",
     "update_alias_pointers",
 ]
 
@@ -156,8 +159,12 @@ class ProcessResult:
     previous_version: int | None = None
     dead_letter: bytes | None = None
     dead_letter_record: DeadLetter | None = None
+    # The dead letter's Kafka key: the original's, or None when it had to be cut.
+    dead_letter_key: bytes | None = None
     reason: str | None = None
     error_code: str | None = None
+    # Alias pointers of the event's collection dropped by the per-collection cap.
+    aliases_dropped: int = 0
 
 
 def _remove_alias_pointer(event: Event, store: AliasStore) -> int:
@@ -196,12 +203,30 @@ def update_alias_pointers(event: Event, store: AliasStore) -> int | None:
     ``REMOVE_ARTIFACT_ALIAS``: the version the removed alias pointed to; ``UNLINK_ARTIFACT``
     drops the pointers to the unlinked version. Other events: None.
     """
+    return alias_update(event, store, None)[0]
+
+
+# The most a pointer can take in the state record: a 256-character alias of 4-byte
+# characters, quotes, colon, comma and a 20-digit version.
+_POINTER_BYTES = 256 * 4 + 24
+
+
+def alias_update(
+    event: Event, store: AliasStore, cap: int | None, max_bytes: int | None = None
+) -> tuple[int | None, int]:
+    """Record the event's aliases, keeping at most `cap` per collection (and `max_bytes`).
+
+    Returns the added alias's previous version (None if new) and how many pointers the
+    caps dropped: the ones set longest ago go first (the pointers are kept in the order
+    they were last set), so aliases that move, such as `latest`, stay. Removals and
+    unlinks (see `update_alias_pointers`) only take pointers away: they drop nothing.
+    """
     kind = event.event_type
     if kind is EventType.REMOVE_ARTIFACT_ALIAS:
-        return _remove_alias_pointer(event, store)
+        return _remove_alias_pointer(event, store), 0
     if kind is EventType.UNLINK_ARTIFACT:
         _unlink_pointers(event, store)
-        return None
+        return None, 0
     path = event.collection_path
     current = store.get(path)
     alias = event.added_alias
@@ -211,19 +236,34 @@ def update_alias_pointers(event: Event, store: AliasStore) -> int | None:
     if alias is not None:
         names.append(alias)
     if not names:
-        return previous
+        return previous, 0
     if current is not None:
         # A loop, not all() over a generator: this runs for every event.
         for name in names:
             if current.get(name) != version:
                 break
         else:
-            return previous
+            return previous, 0
     pointers = dict(current) if current is not None else {}
     for name in names:
+        # Re-inserted, so the order is the order of last setting (for the cap).
+        pointers.pop(name, None)
         pointers[name] = version
+    dropped = 0
+    if cap is not None and len(pointers) > cap:
+        dropped = len(pointers) - cap
+        for name in list(pointers)[:dropped]:
+            del pointers[name]
+    if max_bytes is not None and len(pointers) * _POINTER_BYTES + len(path) * 2 > max_bytes:
+        # Only a collection this large is measured: JSON key and value, as the table writes.
+        size = len(dumps(path)) + len(dumps(pointers))
+        oldest = iter(list(pointers))
+        while size > max_bytes and len(pointers) > 1:
+            name = next(oldest)
+            size -= len(dumps(name)) + len(str(pointers.pop(name))) + 2
+            dropped += 1
     store.set(path, pointers)
-    return previous
+    return previous, dropped
 
 
 def _utcnow() -> datetime:
@@ -234,14 +274,58 @@ def _b64(data: bytes | None) -> str | None:
     return DeadLetter.encode(data)
 
 
-def _headers(source: MessageSource) -> list[DeadLetterHeader]:
+def _header_items(source: MessageSource) -> list[tuple[str | bytes, bytes | None]]:
     headers = source.headers or ()
+    return list(headers.items() if isinstance(headers, Mapping) else headers)
+
+
+def unreadable_header(headers: Headers) -> str | None:
+    """Why a record's headers cannot be read (a key that is not UTF-8), or None."""
     items = headers.items() if isinstance(headers, Mapping) else headers
-    out = []
-    for key, value in items:
-        name = key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
-        out.append(DeadLetterHeader(key=name, value_b64=_b64(value)))
-    return out
+    for index, (key, _) in enumerate(items):
+        if isinstance(key, bytes | bytearray | memoryview):
+            try:
+                bytes(key).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return (
+                    f"header {index}: its key is not UTF-8 (byte {exc.start}); Kafka header "
+                    "keys are strings, so the record cannot be read as an event"
+                )
+    return None
+
+
+def _kept_headers(
+    items: list[tuple[str | bytes, bytes | None]], share: int
+) -> tuple[list[DeadLetterHeader], int]:
+    """The headers of a dead letter, in at most `share` bytes of the originals; and how
+    many were left out."""
+    out: list[DeadLetterHeader] = []
+    left = share
+    for index, (key, value) in enumerate(items):
+        raw_key = key.encode("utf-8", "surrogateescape") if isinstance(key, str) else bytes(key)
+        # The key as JSON text (an escaped byte takes up to 6) and a header's framing.
+        cost = 6 * len(raw_key) + 64
+        if cost > left:
+            return out, len(items) - index
+        left -= cost
+        try:
+            name, key_b64 = raw_key.decode("utf-8"), None
+        except UnicodeDecodeError:
+            name, key_b64 = raw_key.decode("utf-8", "replace"), _b64(raw_key)
+        # A value in base64: 4 characters for 3 bytes.
+        fits = left // 4 * 3
+        kept = value if value is None or len(value) <= fits else value[:fits]
+        left -= (len(kept or b"") + 2) // 3 * 4
+        out.append(
+            DeadLetterHeader(
+                key=name,
+                value_b64=_b64(kept),
+                key_b64=key_b64,
+                value_size=None if value is None else len(value),
+                value_truncated=kept is not value,
+            )
+        )
+    return out, 0
 
 
 def _event_id_of(raw: bytes | None) -> str | None:
@@ -262,13 +346,18 @@ class Pipeline:
     """Event bytes in, action jobs (or a dead-letter record) out; no I/O."""
 
     __slots__ = (
+        "alias_cap",
+        "budgets",
         "clock",
         "dead_letter_value_limit",
+        "dlq_topic",
         "index",
+        "limits",
         "max_event_bytes",
         "max_job_bytes",
         "render_budget",
         "reserved_topics",
+        "state_budget",
         "topics",
     )
 
@@ -278,14 +367,22 @@ class Pipeline:
         index: AutomationIndex,
         settings: Settings,
         clock: Callable[[], datetime] = _utcnow,
+        limits: RecordLimits | None = None,
     ) -> Pipeline:
-        """The pipeline a worker, a dry run or `evaluate` runs: topics and limits of settings."""
+        """The pipeline a worker, a dry run or `evaluate` runs: topics and limits of settings.
+
+        `limits` are the topics' record limits (default: as Hookstream creates them).
+        """
         return cls(
             index,
             topics=settings.action_topics,
             max_event_bytes=settings.max_event_bytes,
             clock=clock,
             reserved_topics=settings.reserved_topics,
+            limits=limits or RecordLimits.from_settings(settings),
+            dlq_topic=settings.dlq_topic,
+            alias_cap=settings.max_aliases_per_collection,
+            alias_topic=settings.alias_pointers_topic,
         )
 
     def __init__(
@@ -296,6 +393,10 @@ class Pipeline:
         clock: Callable[[], datetime] = _utcnow,
         *,
         reserved_topics: Collection[str] = (),
+        limits: RecordLimits | None = None,
+        dlq_topic: str = "events.dlq",
+        alias_cap: int | None = None,
+        alias_topic: str | None = None,
     ) -> None:
         missing = [kind for kind in TOPIC_ACTION_TYPES if not topics.get(kind)]
         if missing:
@@ -312,6 +413,16 @@ class Pipeline:
         # template repeating a large metadata value cannot exhaust memory.
         self.max_job_bytes = record_size_limit(max_event_bytes)
         self.render_budget = 3 * max_event_bytes
+        # Every record is sized against its topic's limit before it is sent; without
+        # limits, every topic takes what the worker's producer sends.
+        self.limits = limits or RecordLimits(
+            producer=self.max_job_bytes, default=self.max_job_bytes
+        )
+        # Record budget per topic, filled as jobs go to each (a kafka action names its own).
+        self.budgets: dict[str, int] = {}
+        self.dlq_topic = dlq_topic
+        self.alias_cap = alias_cap
+        self.state_budget = None if alias_topic is None else self.limits.budget(alias_topic)
         self.clock = clock
         # A kafka action may not write into Hookstream's own topics (loops, corruption).
         self.reserved_topics = frozenset(reserved_topics) | frozenset(self.topics.values())
@@ -320,18 +431,19 @@ class Pipeline:
         self, raw: bytes | None, *, aliases: AliasStore, source: MessageSource
     ) -> ProcessResult:
         """Validate, update alias pointers, match and render one message."""
-        if raw is None:
-            error = InvalidEventError("null message value", code=DeadLetterCode.EMPTY)
-            return self._dead_letter(raw, source, error)
+        unread = self.unreadable(raw, source)
+        if unread is not None:
+            return unread
+        assert raw is not None  # a null value is unreadable
         try:
             # A CloudEvent (ce_ headers or a structured content type) carries the event
             # as its data; a record without headers is the event itself.
             payload = from_kafka(source.headers, raw) if source.headers else raw
             event, received = parse_event(payload, self.max_event_bytes)
         except InvalidEventError as exc:
-            return self._dead_letter(raw, source, exc)
-        previous = update_alias_pointers(event, aliases)
-        result = ProcessResult(event=event, previous_version=previous)
+            return self.dead_letter(raw, source, exc)
+        previous, dropped = alias_update(event, aliases, self.alias_cap, self.state_budget)
+        result = ProcessResult(event=event, previous_version=previous, aliases_dropped=dropped)
         matched = self.index.match(event, filter_document(event))
         if not matched:
             return result
@@ -347,12 +459,12 @@ class Pipeline:
         }
         for compiled in matched:
             try:
-                self._emit(compiled, event.event_id, variables, common, received, result)
+                self.emit(compiled, event.event_id, variables, common, received, result)
             except Exception as exc:  # one broken automation must not stop the others
                 result.failures.append((compiled.id, f"{type(exc).__name__}: {exc}"))
         return result
 
-    def _emit(
+    def emit(
         self,
         compiled: CompiledAutomation,
         event_id: str,
@@ -361,6 +473,7 @@ class Pipeline:
         received: dict[str, Any],
         result: ProcessResult,
     ) -> None:
+        """Render one matched automation's job into ``result`` (also the run path's jobs)."""
         action_type = compiled.action_type
         if action_type == "no_op":
             result.skipped.append((compiled.id, "no_op action: nothing to send"))
@@ -386,9 +499,14 @@ class Pipeline:
             "event": received,
         }
         value = dumps(fields)
-        if len(value) > self.max_job_bytes:
+        key = compiled.id.encode()
+        budget = self.budgets.get(topic)
+        if budget is None:
+            budget = self.budgets[topic] = self.limits.budget(topic)
+        if len(value) + len(key) > budget:
             raise JobTooLargeError(
-                f"job is {len(value)} bytes, over the {self.max_job_bytes}-byte record limit"
+                f"job is {len(value) + len(key)} bytes, over the {budget}-byte record limit "
+                f"of topic '{topic}' (max.message.bytes {self.limits.limit(topic)})"
             )
         headers = None
         if compiled.automation.job_format == "cloudevents":
@@ -399,33 +517,67 @@ class Pipeline:
                 event_id,
                 datetime.fromisoformat(common["created_at"]),
             )
-        result.outbounds.append(
-            Outbound(topic, compiled.id.encode(), value, action_type, compiled.id, headers)
-        )
+        result.outbounds.append(Outbound(topic, key, value, action_type, compiled.id, headers))
 
-    def _dead_letter(
+    def unreadable(self, raw: bytes | None, source: MessageSource) -> ProcessResult | None:
+        """The dead letter of a record that cannot be read at all (a null value, a header
+        key that is not UTF-8), before its value is parsed; None for any other (also the
+        run path's)."""
+        if raw is None:
+            error = InvalidEventError("null message value", code=DeadLetterCode.EMPTY)
+            return self.dead_letter(raw, source, error)
+        headers = source.headers
+        if headers:
+            unreadable = unreadable_header(headers)
+            if unreadable is not None:
+                error = InvalidEventError(unreadable, code=DeadLetterCode.UNREADABLE_HEADER)
+                return self.dead_letter(raw, source, error)
+        return None
+
+    def dead_letter(
         self, raw: bytes | None, source: MessageSource, error: InvalidEventError
     ) -> ProcessResult:
+        """The dead-letter record of a message that is not valid (also run records)."""
+        # The whole record (its Kafka key, the original's key and headers in base64, the
+        # value in base64) must fit the dead-letter topic: the key and the headers get up
+        # to a sixteenth of the budget each, the value what is left.
+        budget = self.limits.budget(self.dlq_topic)
+        share = budget // 16
+        key = source.key
+        key_kept = key if key is None or len(key) <= share else key[:share]
+        headers, dropped = _kept_headers(_header_items(source), share)
+        fields: dict[str, Any] = {
+            "value_size": None if raw is None else len(raw),
+            "key_b64": _b64(key_kept),
+            "key_size": None if key is None else len(key),
+            "key_truncated": key_kept is not key,
+            "headers": headers,
+            "headers_dropped": dropped,
+            "source_topic": source.topic,
+            "source_partition": source.partition,
+            "source_offset": source.offset,
+            "reason": error.reason,
+            "error_code": str(error.code),
+            "failed_at": self.clock(),
+            "event_id": _event_id_of(raw) if error.code != DeadLetterCode.TOO_LARGE else None,
+        }
+        # A truncated key would land the record elsewhere anyway: then it has none.
+        kafka_key = key if key_kept is key else None
         kept = raw
         if raw is not None and len(raw) > self.dead_letter_value_limit:
             kept = raw[: self.max_event_bytes]
-        record = DeadLetter(
-            value_b64=_b64(kept),
-            value_size=None if raw is None else len(raw),
-            value_truncated=kept is not raw,
-            key_b64=_b64(source.key),
-            headers=_headers(source),
-            source_topic=source.topic,
-            source_partition=source.partition,
-            source_offset=source.offset,
-            reason=error.reason,
-            error_code=str(error.code),
-            failed_at=self.clock(),
-            event_id=_event_id_of(raw) if error.code != DeadLetterCode.TOO_LARGE else None,
-        )
+        if raw is not None:
+            empty = DeadLetter(value_b64="", value_truncated=True, **fields)
+            room = budget - len(empty.model_dump_json()) - (len(kafka_key) if kafka_key else 0)
+            # base64 writes 4 characters for 3 bytes, and JSON does not escape them.
+            fits = max(room, 0) // 4 * 3
+            if len(kept or b"") > fits:
+                kept = raw[:fits]
+        record = DeadLetter(value_b64=_b64(kept), value_truncated=kept is not raw, **fields)
         return ProcessResult(
             dead_letter=record.model_dump_json().encode(),
             dead_letter_record=record,
+            dead_letter_key=kafka_key,
             reason=error.reason,
             error_code=str(error.code),
         )

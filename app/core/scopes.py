@@ -17,6 +17,7 @@ from app.contract.automations import (
     RegistryScope,
 )
 from app.contract.events import Event, EventType
+from app.contract.runs import RunEventType
 
 __all__ = [
     "AnyScope",
@@ -34,7 +35,7 @@ IndexKey = tuple[str, ...]
 AnyScope = ProjectScope | RegistryScope | ArtifactCollectionScope | EntityScope
 
 
-def index_key(event_type: EventType, scope: AnyScope) -> IndexKey:
+def index_key(event_type: EventType | RunEventType, scope: AnyScope) -> IndexKey:
     """The index key of an automation: event type plus scope."""
     if isinstance(scope, ProjectScope):
         return (event_type.value, "project", scope.entity, scope.project)

@@ -108,7 +108,10 @@ class Dispatcher:
             self._runner = await start_web(s.web_host, s.web_port, self.registry, self.readiness)
         await self.state.start()
         await self.state.caught_up()
-        self._producer = action_producer(s, f"{self.group_id}-producer")
+        # Retries and dead letters carry the job: as large as the worker's records.
+        self._producer = action_producer(
+            s, f"{self.group_id}-producer", max_request_size=s.max_record_bytes
+        )
         await self._producer.start()
         self._sender = WebhookSender(s.dispatch)
         await self._sender.start()

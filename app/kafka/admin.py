@@ -7,7 +7,9 @@ import logging
 from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from app.core.limits import RecordLimits
 from app.core.topics import DispatchKind, dispatch_topics
 from app.errors import ConfigError
 from app.settings import Settings
@@ -17,6 +19,7 @@ __all__ = [
     "check_automations_topic",
     "dispatch_topic_specs",
     "ensure_topics",
+    "record_limits",
     "topic_specs",
 ]
 
@@ -59,26 +62,25 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         settings.action_results_topic,
         settings.actions_dlq_topic,
     ]
-    specs = [TopicSpec(name, n) for name in names]
-    for spec in specs:
-        if spec.name in (
-            settings.dlq_topic,
-            settings.actions_dlq_topic,
-            settings.registry_events_topic,
-            settings.artifact_events_topic,
-        ):
-            # A dead letter carries its original in base64, so it needs the larger
-            # record; event topics take oversized events too, so that they reach the
-            # dead-letter topic with a reason instead of a bare broker refusal.
-            spec.configs["max.message.bytes"] = str(settings.max_record_bytes)
+    # Every topic takes the largest record the worker (or a dispatcher) sends: a job
+    # carries its event, a dead letter its original in base64, a state record up to
+    # max_aliases_per_collection pointers; a stock broker's 1 MiB would refuse them and
+    # stop the worker. Event topics take oversized events too, so that they reach the
+    # dead-letter topic with a reason instead of a bare broker refusal.
+    limit = {"max.message.bytes": str(settings.max_record_bytes)}
+    specs = [TopicSpec(name, n, dict(limit)) for name in names]
     # The automations topic is the changelog of the automations GlobalTable: compacted,
     # so it keeps the latest automation per id and a tombstone deletes one, and one
     # partition, which a GlobalTable needs with several workers (faust-streaming #283).
     specs.append(TopicSpec(settings.automations_topic, 1, dict(compacted)))
     # Table changelogs, partitioned like the topics they sit beside: alias pointers
     # (one record per collection, on the partition of its events) and history.
-    specs.append(TopicSpec(settings.alias_pointers_topic, n, dict(compacted)))
-    specs.append(TopicSpec(settings.history_changelog_topic, n, dict(compacted)))
+    specs.append(TopicSpec(settings.alias_pointers_topic, n, {**compacted, **limit}))
+    specs.append(TopicSpec(settings.history_changelog_topic, n, {**compacted, **limit}))
+    # Run events (issue 14): the run-events topic (oversized records included, as for
+    # the other event topics) and the run-state table's changelog.
+    specs.append(TopicSpec(settings.run_events_topic, n, dict(limit)))
+    specs.append(TopicSpec(settings.run_state_changelog_topic, n, {**compacted, **limit}))
     return specs
 
 
@@ -90,11 +92,13 @@ def dispatch_topic_specs(settings: Settings) -> list[TopicSpec]:
     # status per job id, delete drops ids older than the window.
     dedup = {"cleanup.policy": "compact,delete", "retention.ms": retention_ms}
     gone = {"cleanup.policy": "compact"}
+    # A retry record carries the whole job, as large as the action topic takes.
+    limit = {"max.message.bytes": str(settings.max_record_bytes)}
     specs: list[TopicSpec] = []
     kinds: tuple[DispatchKind, ...] = ("webhook", "notification")
     for kind in kinds:
         topics = dispatch_topics(settings, kind)
-        specs.extend(TopicSpec(name, n) for name in topics.retries)
+        specs.extend(TopicSpec(name, n, dict(limit)) for name in topics.retries)
         specs.append(TopicSpec(topics.dedup, n, dedup))
         specs.append(TopicSpec(topics.gone, n, gone))
     return specs
@@ -160,3 +164,50 @@ async def check_automations_topic(settings: Settings) -> None:
             "partitions; the automations GlobalTable needs exactly one "
             "(faust-streaming #283): see docs/decisions.md, 'Upgrading from the engine'"
         )
+
+
+async def record_limits(settings: Settings) -> RecordLimits:
+    """The worker's record limits, with each written topic's `max.message.bytes` as it is.
+
+    A topic made before Hookstream set the limit (or by hand) may take less than
+    `Settings.max_record_bytes`; the worker then sizes its records to what the topic
+    takes instead of having the broker refuse one and stopping. A topic the broker
+    does not describe keeps the limit it is created with.
+    """
+    limits = RecordLimits.from_settings(settings)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id=f"{settings.app_id}-admin",
+    )
+    resources = [
+        ConfigResource(ConfigResourceType.TOPIC, name, configs={"max.message.bytes": None})
+        for name in limits.topics
+    ]
+    try:
+        await admin.start()
+        responses = await admin.describe_configs(resources)
+    except Exception as exc:  # e.g. no DescribeConfigs permission: the created limits stand
+        log.warning(
+            "reading the topics' max.message.bytes failed (%r); assuming %d", exc, limits.producer
+        )
+        return limits
+    finally:
+        await admin.close()
+    found: dict[str, int] = {}
+    for response in responses:
+        for item in response.to_object()["resources"]:
+            if item.get("error_code"):
+                continue
+            for entry in item["config_entries"]:
+                if entry["config_names"] == "max.message.bytes" and entry["config_value"]:
+                    found[item["resource_name"]] = int(entry["config_value"])
+    smaller = {name: n for name, n in found.items() if n < settings.max_record_bytes}
+    for name, n in sorted(smaller.items()):
+        log.warning(
+            "topic %s takes records of at most %d bytes (max.message.bytes), less than the "
+            "%d Hookstream creates it with: larger records for it are not sent",
+            name,
+            n,
+            settings.max_record_bytes,
+        )
+    return limits.with_topics(found)

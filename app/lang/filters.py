@@ -36,6 +36,7 @@ __all__ = [
     "MAX_NODES",
     "MAX_PATTERN_CHARS",
     "MISSING",
+    "RUN_FIELDS",
     "CompiledFilter",
     "compile_filter",
     "metadata_value",
@@ -48,6 +49,13 @@ MAX_PATTERN_CHARS: Final = 1000
 
 _METADATA_PREFIX = "metadata."
 _FIELD_SET = frozenset(FIELDS)
+# Run filters (issue 14): the fields of a run; `display_name` is what the SDK writes for
+# RunEvent.name; `config.<path>` walks the run's config as `metadata.<path>` does.
+RUN_FIELDS: Final = (
+    "display_name", "name", "id", "user", "username", "tags", "state", "entity", "project"
+)  # fmt: skip
+_RUN_FIELD_SET = frozenset(RUN_FIELDS)
+_CONFIG_PREFIX = "config."
 _LOGICAL_LISTS = frozenset({"$and", "$or", "$nor"})
 _FIELD_OPERATORS = frozenset(
     {
@@ -338,10 +346,10 @@ class _Field(_Node):
     def __init__(self, path: str, field: str, ops: Sequence[_Op]) -> None:
         super().__init__(path)
         self.field = field
-        if field.startswith(_METADATA_PREFIX):
-            self.name = "metadata"
-            self.key: str | None = field[len(_METADATA_PREFIX) :]
-            self.segments: tuple[str, ...] = tuple(self.key.split("."))
+        if field.startswith(_METADATA_PREFIX) or field.startswith(_CONFIG_PREFIX):
+            self.name, _, key = field.partition(".")
+            self.key: str | None = key
+            self.segments: tuple[str, ...] = tuple(key.split("."))
         else:
             self.name = field
             self.key = None
@@ -490,10 +498,12 @@ class CompiledFilter:
 class _Budget:
     """Counts nodes while compiling so an enormous filter is refused."""
 
-    __slots__ = ("nodes",)
+    __slots__ = ("nodes", "run")
 
-    def __init__(self) -> None:
+    def __init__(self, *, run: bool = False) -> None:
         self.nodes = 0
+        # Whether the filter is a run filter (RUN_FIELDS) rather than an event filter.
+        self.run = run
 
     def spend(self, path: str, count: int = 1) -> None:
         self.nodes += count
@@ -654,7 +664,14 @@ def _compile_ops(spec: Mapping[str, Any], path: str, depth: int, budget: _Budget
     return ops
 
 
-def _field_name(name: str, path: str) -> str:
+def _field_name(name: str, path: str, budget: _Budget) -> str:
+    if budget.run:
+        if name in _RUN_FIELD_SET or (
+            name.startswith(_CONFIG_PREFIX) and all(name[len(_CONFIG_PREFIX) :].split("."))
+        ):
+            return name
+        known = ", ".join(RUN_FIELDS)
+        raise FilterError(path, f"unknown run field {name!r}; fields are {known}, config.<key>")
     if name in _FIELD_SET:
         return name
     if name.startswith(_METADATA_PREFIX) and all(name[len(_METADATA_PREFIX) :].split(".")):
@@ -664,7 +681,7 @@ def _field_name(name: str, path: str) -> str:
 
 
 def _compile_field(name: str, value: Any, path: str, depth: int, budget: _Budget) -> _Node:
-    field = _field_name(name, path)
+    field = _field_name(name, path, budget)
     budget.spend(path)
     if isinstance(value, Mapping) and any(str(k).startswith("$") for k in value):
         if not all(isinstance(k, str) and k.startswith("$") for k in value):
@@ -720,9 +737,12 @@ def _compile_doc(spec: Any, path: str, depth: int, budget: _Budget) -> _Node:
     return _And(path, clauses)
 
 
-def compile_filter(spec: Mapping[str, Any] | None) -> CompiledFilter:
-    """Compile a filter once; raises FilterError(path, reason) for any problem."""
+def compile_filter(spec: Mapping[str, Any] | None, *, run: bool = False) -> CompiledFilter:
+    """Compile a filter once; raises FilterError(path, reason) for any problem.
+
+    ``run``: a run filter (fields RUN_FIELDS and ``config.<path>``), not an event filter.
+    """
     if spec is None:
         return CompiledFilter(None, None)
-    root = _compile_doc(spec, "", 0, _Budget())
+    root = _compile_doc(spec, "", 0, _Budget(run=run))
     return CompiledFilter(spec, None if isinstance(root, _True) else root)

@@ -84,6 +84,14 @@ VARIABLES: frozenset[str] = frozenset(
         "artifact_digest",
         "occurred_at",
         "source_artifact_version_string",
+        # Run events (issue 14): the run, and the metric value that fired.
+        "run_id",
+        "run_name",
+        "run_path",
+        "run_state",
+        "metric_name",
+        "metric_value",
+        "step",
     }
 )
 
@@ -303,6 +311,10 @@ class TemplateVariables(dict[str, str]):
 
     def __missing__(self, key: str) -> str:
         if not key.startswith(METADATA_PREFIX):
+            if key in VARIABLES:
+                # A variable of another kind of event (a run variable in an artifact
+                # event's job, or the reverse) renders empty.
+                return ""
             raise KeyError(key)
         if self._sample is not None:
             value = self._sample

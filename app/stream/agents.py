@@ -80,7 +80,9 @@ class EventPath:
             for out in result.outbounds:
                 sent.append(await send(out.topic, out.value, out.key, out.headers))
             if result.dead_letter is not None:
-                sent.append(await send(dlq, result.dead_letter, message.key, None))
+                sent.append(await send(dlq, result.dead_letter, result.dead_letter_key, None))
+            if result.aliases_dropped:
+                self._aliases_dropped(result, message.topic)
             if result.failures:
                 # A match that could not become a job (e.g. over the record limit).
                 _log_failures(result)
@@ -96,6 +98,16 @@ class EventPath:
             # An agent reads one topic, so a batch is all of one topic.
             topic = events[0].message.topic
             self.metrics.observe_batch(results, topic, started, time.perf_counter())
+
+    def _aliases_dropped(self, result: ProcessResult, topic: str) -> None:
+        self.metrics.alias_pointers_dropped.labels(topic).inc(result.aliases_dropped)
+        assert result.event is not None
+        log.warning(
+            "collection %r: %d alias pointers dropped (the per-collection cap, "
+            "HOOKSTREAM_MAX_ALIASES_PER_COLLECTION, or the state record's size limit)",
+            result.event.collection_path,
+            result.aliases_dropped,
+        )
 
 
 def agent_name(topic: str) -> str:

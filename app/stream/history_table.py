@@ -25,7 +25,8 @@ from typing import Any
 
 import faust
 
-from app.core.history import apply_result, empty_history, read_result
+from app.core.history import apply_result, empty_history, fit_history, read_result
+from app.core.limits import RecordLimits
 from app.settings import Settings
 from app.stream.context import current_event_of
 
@@ -64,7 +65,9 @@ class HistoryTable:
         return dict(value)
 
 
-def define_history(app: faust.App, settings: Settings) -> HistoryTable:
+def define_history(
+    app: faust.App, settings: Settings, limits: RecordLimits | None = None
+) -> HistoryTable:
     """Create, on the Faust app, the table and the agent that fold `action-results` into it."""
     table = app.Table(
         HISTORY_TABLE,
@@ -85,6 +88,9 @@ def define_history(app: faust.App, settings: Settings) -> HistoryTable:
         partitions=settings.topic_partitions,
     )
     size = settings.history_size
+    # A table value is one changelog record: it must fit the changelog's record limit.
+    limits = limits or RecordLimits.from_settings(settings)
+    max_bytes = limits.budget(settings.history_changelog_topic)
 
     async def fold_action_results(stream: Any) -> None:
         # Chunks, not one event at a time: a match gives a PENDING and a final record,
@@ -93,13 +99,13 @@ def define_history(app: faust.App, settings: Settings) -> HistoryTable:
         # chunk changed is written once. take_events acknowledges a chunk when the next
         # is asked for, after its fold; Faust flushes the changelog before committing.
         async for chunk in stream.take_events(HISTORY_CHUNK, HISTORY_CHUNK_SECONDS):
-            fold_chunk(table, chunk, size)
+            fold_chunk(table, chunk, size, max_bytes)
 
     app.agent(results, name="history-action-results", concurrency=1)(fold_action_results)
     return HistoryTable(table, settings.topic_partitions)
 
 
-def fold_chunk(table: Any, chunk: Sequence[Any], size: int) -> int:
+def fold_chunk(table: Any, chunk: Sequence[Any], size: int, max_bytes: int | None = None) -> int:
     """Fold a chunk of `action-results` events into the table; return the keys written.
 
     The table is written like `table[key] = value` does, with the event of the key's
@@ -128,7 +134,18 @@ def fold_chunk(table: Any, chunk: Sequence[Any], size: int) -> int:
         updated = apply_result(current, record, mark, size)
         if updated is not current:
             changed[key] = (event, updated)
-    for key, (event, value) in changed.items():
+    for key, (event, folded) in changed.items():
+        value = folded
+        if max_bytes is not None:
+            value, dropped = fit_history(folded, max_bytes - len(key.encode()))
+            if dropped:
+                log.warning(
+                    "history of %r: %d oldest executions dropped to fit the changelog's "
+                    "record limit (%d bytes)",
+                    key,
+                    dropped,
+                    max_bytes,
+                )
         table.send_changelog(event.message.partition, key, value)
         # take_events sets no current event (#300); the RocksDB store asserts one and
         # files the write under its partition: the event of the key's last record.

@@ -47,6 +47,13 @@ class WorkerMetrics:
             ["topic"],
             registry=registry,
         )
+        self.alias_pointers_dropped = Counter(
+            "hookstream_alias_pointers_dropped_total",
+            "Alias pointers dropped by the per-collection cap (max_aliases_per_collection) "
+            "or the state record's size limit, by the topic of the event that dropped them.",
+            ["topic"],
+            registry=registry,
+        )
         self.automations_loaded = Gauge(
             "hookstream_automations_loaded",
             "Automations in this worker's rule book.",

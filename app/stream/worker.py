@@ -20,9 +20,12 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from app.api.routes import define_api
+from app.core.limits import RecordLimits
 from app.core.matching import AutomationIndex
 from app.core.pipeline import Pipeline
-from app.kafka.admin import check_automations_topic, ensure_topics
+from app.core.run_pipeline import RunPipeline, RunRules
+from app.kafka.admin import check_automations_topic, ensure_topics, record_limits
+from app.serialization import dumps
 from app.settings import Settings
 from app.stream.acks import OrderedAcks
 from app.stream.agents import EventPath, define_event_agent
@@ -37,24 +40,37 @@ from app.stream.history_table import define_history
 from app.stream.lag import LagGauge, define_lag_timer
 from app.stream.metrics import WorkerMetrics
 from app.stream.offsets import on_rebalance_complete
+from app.stream.runs import RunPath, TableRunStore, define_run_agent, define_run_table
+from app.stream.transport import install as install_transport
 from app.stream.tuning import faust_settings
 
 __all__ = ["Hookstream", "create_worker", "run_worker"]
 
 log = logging.getLogger(__name__)
 
+# Changelog records Faust's producer buffer may hold before streams wait (issue 14).
+RUN_STATE_BUFFER = 50_000
+
 
 class Hookstream:
     """One worker process: everything an agent or a view needs, built once."""
 
-    def __init__(self, settings: Settings, *, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        registry: CollectorRegistry | None = None,
+        limits: RecordLimits | None = None,
+    ) -> None:
         self.settings = settings
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = WorkerMetrics(self.registry, per_automation=settings.metrics_per_automation)
         self.index = AutomationIndex()
+        # Run automations (issue 14), kept in step with the index by _on_rule_change.
+        self.run_rules = RunRules()
         self.rulebook = RuleBook(self.index, on_change=self._on_rule_change)
         self.pipeline = Pipeline.from_settings(
-            self.index, settings, clock=lambda: datetime.now(UTC)
+            self.index, settings, clock=lambda: datetime.now(UTC), limits=limits
         )
         self.app = faust.App(
             settings.app_id,
@@ -78,10 +94,13 @@ class Hookstream:
             GlobalTable=NamedChangelogGlobalTable,
             **faust_settings(settings),
         )
+        # Before any topic or agent: a record aiokafka cannot decode must not stop the worker.
+        install_transport(self.app)
         self.lag_gauge = LagGauge(self.metrics.consumer_lag)
         # Children exist from the start so increase() sees the first dead letter.
         for topic in (settings.registry_events_topic, settings.artifact_events_topic):
             self.metrics.dead_letters.labels(topic)
+            self.metrics.alias_pointers_dropped.labels(topic)
         self.automations = define_automations_table(
             self.app, settings.automations_topic, self.rulebook
         )
@@ -104,6 +123,31 @@ class Hookstream:
             self.event_agents[name] = define_event_agent(
                 self.app, self._raw_topic(name), path, self.rulebook.ready.wait
             )
+        # Run events (issue 14): their agent and the run-state table.
+        self.metrics.dead_letters.labels(settings.run_events_topic)
+        # Table changelog records wait in Faust's producer buffer, and every stream stops
+        # while it holds more than `max_messages` (100): a run-state flush of thousands
+        # of runs then stalled consumption in 100-record steps (S5). The flush is bounded
+        # by the runs changed in an interval, so the buffer may hold that many.
+        self.app.producer.buffer.max_messages = RUN_STATE_BUFFER
+        self.run_table = define_run_table(self.app, settings.topic_partitions)
+        self.run_path = RunPath(
+            runs=RunPipeline(self.pipeline, self.run_rules),
+            store=TableRunStore(self.run_table),
+            send=self._queue,
+            acks=OrderedAcks(self._on_refused),
+            metrics=self.metrics,
+            dlq_topic=settings.dlq_topic,
+            retention_seconds=settings.run_state_retention_seconds,
+            flush_seconds=settings.run_state_flush_seconds,
+            send_changelog=self._queue_run_state,
+        )
+        self.run_agent = define_run_agent(
+            self.app,
+            self._raw_topic(settings.run_events_topic),
+            self.run_path,
+            self.rulebook.ready.wait,
+        )
         self._crash: asyncio.Future[None] | None = None
         # Every topic an agent reads (table changelogs are Faust's own business).
         stream_topics = frozenset(
@@ -111,11 +155,12 @@ class Hookstream:
                 settings.registry_events_topic,
                 settings.artifact_events_topic,
                 settings.action_results_topic,
+                settings.run_events_topic,
             }
         )
         on_rebalance_complete(self.app, stream_topics)
         define_health_views(self.app, self.readiness, self.registry)
-        self.history = define_history(self.app, settings)
+        self.history = define_history(self.app, settings, self.pipeline.limits)
         self.api = define_api(
             self.app, settings, index=self.index, rulebook=self.rulebook, history=self.history
         )
@@ -169,24 +214,50 @@ class Hookstream:
     ) -> Awaitable[Any]:
         return await self.app.producer.send(topic, key, value, None, None, headers)
 
+    async def _queue_run_state(
+        self, partition: int, run_path: str, value: bytes | None
+    ) -> Awaitable[Any]:
+        # The table's str keys are JSON on its changelog (Faust's key codec for str).
+        topic = self.run_table.changelog_topic.get_topic_name()
+        return await self.app.producer.send(topic, dumps(run_path), value, partition, None, None)
+
     async def lag(self) -> dict[TP, int]:
         """End offset minus acknowledged offset for each assigned event partition."""
         consumer = self.app.consumer
-        topics = {self.settings.registry_events_topic, self.settings.artifact_events_topic}
+        topics = {
+            self.settings.registry_events_topic,
+            self.settings.artifact_events_topic,
+            self.settings.run_events_topic,
+        }
         tps = sorted(tp for tp in consumer.assignment() if tp.topic in topics)
         if not tps:
             return {}
         ends = await consumer.highwaters(*tps)
-        acked = {tp: n for path in self.event_paths.values() for tp, n in path.acks.acked.items()}
+        chains = [*(path.acks for path in self.event_paths.values()), self.run_path.acks]
+        acked = {tp: n for acks in chains for tp, n in acks.acked.items()}
         return {tp: max(ends.get(tp, 0) - acked.get((tp.topic, tp.partition), 0), 0) for tp in tps}
 
     def _on_rule_change(self, automation_id: str, present: bool) -> None:
         self.metrics.automations_loaded.set(len(self.index))
+        compiled = self.index.get(automation_id) if present else None
+        if compiled is not None:
+            self.run_rules.upsert(compiled)
+        else:
+            self.run_rules.remove(automation_id)
 
 
-def create_worker(settings: Settings, *, registry: CollectorRegistry | None = None) -> Hookstream:
-    """Build a worker; topics must exist (see app.kafka.admin.ensure_topics)."""
-    return Hookstream(settings, registry=registry)
+def create_worker(
+    settings: Settings,
+    *,
+    registry: CollectorRegistry | None = None,
+    limits: RecordLimits | None = None,
+) -> Hookstream:
+    """Build a worker; topics must exist (see app.kafka.admin.ensure_topics).
+
+    `limits` are the topics' record limits as the broker reports them
+    (app.kafka.admin.record_limits); without, the ones Hookstream creates topics with.
+    """
+    return Hookstream(settings, registry=registry, limits=limits)
 
 
 def run_worker(settings: Settings) -> None:
@@ -200,7 +271,8 @@ def run_worker(settings: Settings) -> None:
     if created:
         print(f"created topics: {', '.join(created)}")
     asyncio.run(check_automations_topic(settings))
-    hs = create_worker(settings)
+    limits = asyncio.run(record_limits(settings))
+    hs = create_worker(settings, limits=limits)
     print(f"Hookstream worker: web at http://{settings.web_host}:{settings.web_port}/", flush=True)
     worker = faust.Worker(hs.app, loglevel=settings.log_level, quiet=True)
     # Faust's terminal spinner (on at log level WARNING and above) sets the root logger

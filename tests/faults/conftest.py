@@ -10,7 +10,12 @@ import pytest
 
 from app.settings import Settings
 from tests.faults.report import Report
-from tests.faults.support import FaultWorker
+from tests.faults.support import (
+    FaultWorker,
+    dedicated_broker,
+    has_stock_size_limits,
+    require_broker_tools,
+)
 from tests.integration.harness import ROOT
 from tests.support import fault_test_settings, free_port
 
@@ -23,6 +28,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if f"tests{os.sep}faults" in str(item.fspath):
             item.add_marker(pytest.mark.faults)
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="package")
+def kafka_bootstrap(kafka_bootstrap: str) -> Iterator[str]:
+    """The fault suite's broker: one with Kafka's stock size limits (issue 18).
+
+    A stock broker takes records of at most 1 MiB unless the topic says more, as docker
+    compose and most clusters do; a broker that raises `message.max.bytes` would hide a
+    record the worker sends over what its topic was created for. The session broker is
+    used when it is stock; otherwise the suite starts a dedicated stock one, stopped
+    when the fault suite's package is done.
+    """
+    if has_stock_size_limits(kafka_bootstrap):
+        yield kafka_bootstrap
+        return
+    require_broker_tools()
+    with dedicated_broker(29092) as (port, _):
+        print(
+            f"\nfault suite broker: 127.0.0.1:{port} (stock size limits; the session's raises them)"
+        )
+        yield f"127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="session")

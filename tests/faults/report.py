@@ -26,6 +26,7 @@ COLUMNS = (
     ("duplicates", "duplicates"),
     ("dead_letters", "dead letters"),
     ("recovery_seconds", "recovery (s)"),
+    ("worker_stops", "worker stops"),
     ("notes", "notes"),
 )
 

@@ -30,6 +30,7 @@ from aiokafka.partitioner import murmur2
 from app import serialization
 from app.contract.automations import Automation, parse_automation
 from app.core.evaluate import run_evaluate
+from app.core.limits import KAFKA_DEFAULT_MAX_MESSAGE_BYTES
 from app.core.stored import stamp
 from app.kafka.automations import apply_automations
 from app.settings import Settings
@@ -47,12 +48,14 @@ __all__ = [
     "JobFigures",
     "PacedProducer",
     "apply",
+    "broker_config",
     "dedicated_broker",
     "event_key",
     "event_topic",
     "expected_jobs",
     "fault_automations",
     "first_2xx",
+    "has_stock_size_limits",
     "hits_by_id",
     "is_2xx",
     "job_figures",
@@ -428,7 +431,9 @@ def expected_jobs(
     assert code == 0, err.getvalue()
     assert not err.getvalue(), f"the workload must be valid: {err.getvalue()[:500]}"
     jobs = []
-    for line in out.getvalue().splitlines():
+    # Split on newlines only: str.splitlines also splits at U+0085 and U+2028, which a
+    # job's event may hold as text.
+    for line in filter(None, out.getvalue().split("\n")):
         job = serialization.loads(line)
         jobs.append(
             ExpectedJob(
@@ -460,6 +465,34 @@ def topic_config(bootstrap: str, topic: str, name: str) -> str | None:
             await admin.close()
 
     return asyncio.run(read())
+
+
+def broker_config(bootstrap: str, name: str) -> str | None:
+    """One configuration value of the (first) broker, as it reports it."""
+
+    async def read() -> str | None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            brokers = await admin.describe_cluster()
+            node = str(brokers["brokers"][0]["node_id"])
+            resource = ConfigResource(ConfigResourceType.BROKER, node, configs={name: None})
+            (response,) = await admin.describe_configs([resource])
+            for item in response.to_object()["resources"]:
+                for entry in item["config_entries"]:
+                    if entry["config_names"] == name:
+                        return str(entry["config_value"])
+            return None
+        finally:
+            await admin.close()
+
+    return asyncio.run(read())
+
+
+def has_stock_size_limits(bootstrap: str) -> bool:
+    """Whether the broker keeps Kafka's default `message.max.bytes` (1 MiB + 12 bytes)."""
+    value = broker_config(bootstrap, "message.max.bytes")
+    return value is not None and int(value) <= KAFKA_DEFAULT_MAX_MESSAGE_BYTES
 
 
 def apply(settings: Settings, automations: list[Automation]) -> None:

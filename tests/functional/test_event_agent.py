@@ -418,3 +418,38 @@ async def test_unlink_drops_the_pointers_of_the_unlinked_version() -> None:
             assert rig.failures == []
     finally:
         rig.close()
+
+
+def _counter(path: EventPath, name: str, **labels: str) -> float:
+    value = path.metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+async def test_alias_pointers_over_the_cap_are_dropped_counted_and_the_event_goes_on(
+    rig: Rig,
+) -> None:
+    """Issue 18: a collection keeps at most the cap; the drop is a metric, the job is sent."""
+    rig.path.pipeline = Pipeline(
+        AutomationIndex([make_automation()]), ACTION_TOPICS, 1 << 20, lambda: NOW, alias_cap=1
+    )
+    async with rig.agent.test_context() as agent_ctx:
+        await agent_ctx.put(event_bytes(), key=KEY, partition=1)
+        assert await until(lambda: bool(rig.send.to(ACTION_TOPICS["webhook"])), 2.0, every=0.005)
+        # `latest` was set first, then `production` (the added alias): the cap keeps one.
+        assert rig.table.get(PATH) == {"production": 3}
+        name = "hookstream_alias_pointers_dropped_total"
+        assert _counter(rig.path, name, topic=EVENTS) == 1.0
+
+
+async def test_a_dead_letter_whose_key_had_to_be_cut_is_sent_without_a_key(rig: Rig) -> None:
+    """Issue 18: a key too large for the dead letter is kept in part, and not used as its key."""
+    key = b"k" * (3 << 20)
+    async with rig.agent.test_context() as agent_ctx:
+        await agent_ctx.put(b"{oops", key=key, partition=0)
+        assert await until(lambda: bool(rig.send.to(DLQ)), 2.0, every=0.005)
+        [dead] = rig.send.to(DLQ)
+        record = DeadLetter.model_validate_json(dead.value)
+        assert dead.key is None
+        assert record.key_truncated
+        assert record.key_size == len(key)
+        assert record.original_value() == b"{oops"

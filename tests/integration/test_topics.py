@@ -8,9 +8,13 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from app.core.limits import RecordLimits
+from app.core.matching import AutomationIndex
+from app.core.pipeline import MemoryAliasStore, Pipeline, SourceInfo
 from app.errors import ConfigError
-from app.kafka.admin import TopicSpec, check_automations_topic, ensure_topics
-from tests.support import isolated_settings
+from app.kafka.admin import TopicSpec, check_automations_topic, ensure_topics, record_limits
+from tests.factories import event_bytes, make_automation
+from tests.support import eventually, isolated_settings
 
 
 async def _partitions(bootstrap: str, topic: str) -> int:
@@ -42,3 +46,32 @@ def test_a_wider_automations_topic_is_refused_with_the_reason(
     asyncio.run(ensure_topics(settings, [TopicSpec(settings.automations_topic, 3)]))
     with pytest.raises(ConfigError, match=r"has 3 partitions.*exactly one.*#283"):
         asyncio.run(check_automations_topic(settings))
+
+
+def test_the_worker_sizes_records_to_an_existing_topics_smaller_limit(
+    kafka_bootstrap: str, uid: str, tmp_path: Path
+) -> None:
+    """Issue 18: a topic made with a smaller max.message.bytes is read; a larger job is not sent."""
+    settings = isolated_settings(kafka_bootstrap, uid, tmp_path)
+    small = 600_000
+    asyncio.run(
+        ensure_topics(
+            settings, [TopicSpec(settings.webhook_topic, 4, {"max.message.bytes": str(small)})]
+        )
+    )
+
+    # A topic created a moment ago may not be described yet: until then the limit it
+    # is created with stands.
+    def described() -> RecordLimits | None:
+        found = asyncio.run(record_limits(settings))
+        return found if found.limit(settings.webhook_topic) == small else None
+
+    limits = eventually(described, timeout=30)
+    assert limits.limit(settings.webhook_topic) == small
+    assert limits.limit(settings.dlq_topic) == settings.max_record_bytes
+    pipeline = Pipeline.from_settings(AutomationIndex([make_automation()]), settings, limits=limits)
+    raw = event_bytes(artifact={"metadata": {"blob": "b" * 700_000}})
+    result = pipeline.process(raw, aliases=MemoryAliasStore(), source=SourceInfo("t"))
+    assert result.outbounds == []
+    ((_, reason),) = result.failures
+    assert f"max.message.bytes {small}" in reason

@@ -85,7 +85,7 @@ def test_every_problem_is_reported_at_once() -> None:
         {
             "id": "Not A Slug",
             "name": "",
-            "event": "RUN_STATE",
+            "event": "RUN_STOPPED",
             "scope": {"type": "registry", "entity": "acme"},
             "filter": {"nope": 1},
             "action": {"type": "webhook", "url": "ftp://x", "payload": '{"a": "${nope}"}'},

@@ -59,7 +59,14 @@ def test_every_documented_variable_is_tested() -> None:
         "event_id", "previous_version", "artifact_digest", "occurred_at",
         "source_artifact_version_string", "tag",
     }  # fmt: skip
-    assert tested == VARIABLES
+    # Run variables are tested with run events (tests/unit/test_run_pipeline.py).
+    run = {"run_id", "run_name", "run_path", "run_state", "metric_name", "metric_value", "step"}
+    assert tested | run == VARIABLES
+
+
+def test_run_variables_render_empty_for_an_artifact_event() -> None:
+    """A run variable in an artifact event's job renders empty rather than failing."""
+    assert render("<${run_name}|${metric_value}>") == "<|>"
 
 
 def test_empty_values_for_absent_parts() -> None:

@@ -10,11 +10,17 @@ from app.stream.offsets import reseek_uncommitted
 
 
 class FakeConsumer:
-    """The four Faust Consumer calls reseek_uncommitted makes, recorded."""
+    """The five Faust Consumer calls reseek_uncommitted makes, recorded."""
 
-    def __init__(self, assigned: set[TP], committed: dict[TP, int | None]) -> None:
+    def __init__(
+        self,
+        assigned: set[TP],
+        committed: dict[TP, int | None],
+        ends: dict[TP, int] | None = None,
+    ) -> None:
         self.assigned = assigned
         self.committed = committed
+        self.ends = ends or {}
         self.seeks: list[tuple[TP, int]] = []
 
     def assignment(self) -> set[TP]:
@@ -28,6 +34,10 @@ class FakeConsumer:
     async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
         """Log start offsets: 5 everywhere (retention removed the first five)."""
         return dict.fromkeys(tps, 5)
+
+    async def highwaters(self, *tps: TP) -> dict[TP, int]:
+        """End offsets: 9 unless given (four records after the log start)."""
+        return {tp: self.ends.get(tp, 9) for tp in tps}
 
     async def seek(self, tp: TP, offset: int) -> None:
         """Record the seek."""
@@ -56,3 +66,11 @@ async def test_topics_outside_the_set_are_ignored() -> None:
     consumer: Any = FakeConsumer({TP("changelog", 0)}, {TP("changelog", 0): None})
     assert await reseek_uncommitted(consumer, {"events"}) == []
     assert consumer.seeks == []
+
+
+async def test_empty_partitions_are_not_sought() -> None:
+    """A partition with nothing in it (end = log start) had nothing skipped: no seek."""
+    empty, full = TP("events", 0), TP("events", 1)
+    consumer: Any = FakeConsumer({empty, full}, {empty: None, full: None}, ends={empty: 5})
+    assert await reseek_uncommitted(consumer, {"events"}) == [full]
+    assert consumer.seeks == [(full, 5)]
