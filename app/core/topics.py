@@ -7,9 +7,16 @@ from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from app.contract.events import Event
+    from app.contract.runs import RunMetricRecord, RunStateRecord
     from app.settings import Settings
 
-__all__ = ["DispatchKind", "DispatchTopics", "dispatch_topics", "event_destination"]
+__all__ = [
+    "DispatchKind",
+    "DispatchTopics",
+    "dispatch_topics",
+    "event_destination",
+    "run_destination",
+]
 
 DispatchKind = Literal["webhook", "notification"]
 
@@ -19,6 +26,14 @@ def event_destination(settings: Settings, event: Event) -> tuple[str, bytes]:
     artifact-events, keyed by collection path (so one collection stays in order)."""
     topic = settings.event_topic(registry=event.is_registry_event)
     return topic, event.collection_path.encode()
+
+
+def run_destination(
+    settings: Settings, record: RunMetricRecord | RunStateRecord
+) -> tuple[str, bytes]:
+    """The topic and key of a run record: run-events, keyed by run path (one run's
+    records in order, beside its window state)."""
+    return settings.run_events_topic, record.run_path.encode()
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,9 +17,15 @@ from typing import Any, Self, TypeVar
 from aiokafka import AIOKafkaProducer
 
 from app.contract.events import Event, EventType
-from app.core.topics import event_destination
+from app.core.topics import event_destination, run_destination
 from app.kafka.clients import action_producer
-from app.producer.events import Place, build_event, validated
+from app.producer.events import (
+    Place,
+    build_event,
+    build_run_record,
+    validated,
+    validated_run,
+)
 from app.settings import Settings
 
 __all__ = ["AsyncProducer", "Producer", "Published"]
@@ -33,7 +39,7 @@ _REQUEST_OVERHEAD = 64 * 1024
 class Published:
     """Where an event went."""
 
-    event_id: str
+    event_id: str | None  # None: a run record without one (the worker gives it its own)
     event_type: str
     topic: str
     partition: int
@@ -94,13 +100,17 @@ class AsyncProducer:
         instead of its event topic when given)."""
         parsed, raw = validated(event, self.settings.max_event_bytes)
         destination, key = event_destination(self.settings, parsed)
-        topic = topic or destination
+        return await self._send(
+            topic or destination, key, raw, parsed.event_id, parsed.event_type.value
+        )
+
+    async def _send(
+        self, topic: str, key: bytes, raw: bytes, event_id: str | None, event_type: str
+    ) -> Published:
         await self.start()
         assert self._producer is not None
         metadata = await self._producer.send_and_wait(topic, raw, key=key)
-        return Published(
-            parsed.event_id, parsed.event_type.value, topic, metadata.partition, metadata.offset
-        )
+        return Published(event_id, event_type, topic, metadata.partition, metadata.offset)
 
     async def _emit(
         self, event_type: EventType, collection: str, version: int, **fields: Any
@@ -153,6 +163,29 @@ class AsyncProducer:
         return await self._emit(
             EventType.REMOVE_ARTIFACT_TAG, collection, version, tag=tag, **fields
         )
+
+    async def publish_run(
+        self, record: Mapping[str, Any], *, topic: str | None = None
+    ) -> Published:
+        """Validate a whole run record (contract "Run events") and produce it."""
+        parsed, raw = validated_run(record, self.settings.max_event_bytes)
+        destination, key = run_destination(self.settings, parsed)
+        return await self._send(topic or destination, key, raw, parsed.event_id, parsed.event_type)
+
+    async def log_metrics(
+        self, run_id: str, metrics: Mapping[str, float], step: int, **fields: Any
+    ) -> Published:
+        """RUN_METRIC: one logged step of `run_id` (W&B `run.log(metrics, step=)`); `run=`
+        adds the run's name, user, tags, config."""
+        record = build_run_record(
+            "RUN_METRIC", self.place, run_id, metrics=dict(metrics), step=step, **fields
+        )
+        return await self.publish_run(record)
+
+    async def set_run_state(self, run_id: str, state: str, **fields: Any) -> Published:
+        """RUN_STATE: `run_id` is now `state` (running, finished, failed, crashed, killed)."""
+        record = build_run_record("RUN_STATE", self.place, run_id, state=state, **fields)
+        return await self.publish_run(record)
 
 
 class Producer:
@@ -213,3 +246,13 @@ class Producer:
     def remove_tag(self, collection: str, version: int, tag: str, **fields: Any) -> Published:
         """REMOVE_ARTIFACT_TAG (AsyncProducer.remove_tag)."""
         return self._run(self._async.remove_tag(collection, version, tag, **fields))
+
+    def log_metrics(
+        self, run_id: str, metrics: Mapping[str, float], step: int, **fields: Any
+    ) -> Published:
+        """RUN_METRIC (AsyncProducer.log_metrics)."""
+        return self._run(self._async.log_metrics(run_id, metrics, step, **fields))
+
+    def set_run_state(self, run_id: str, state: str, **fields: Any) -> Published:
+        """RUN_STATE (AsyncProducer.set_run_state)."""
+        return self._run(self._async.set_run_state(run_id, state, **fields))

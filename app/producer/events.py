@@ -9,10 +9,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.contract.events import Event, EventType, parse_event
+from app.contract.runs import RunMetricRecord, RunStateRecord, parse_run_record
 from app.core.scopes import registry_project
 from app.serialization import dumps
 
-__all__ = ["Place", "build_event", "parse_version_path", "validated"]
+__all__ = [
+    "Place",
+    "build_event",
+    "build_run_record",
+    "parse_version_path",
+    "validated",
+    "validated_run",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +51,16 @@ def validated(event: Event | Mapping[str, Any], max_bytes: int) -> tuple[Event, 
         else dict(event)
     )
     raw = dumps(obj)
-    parsed, _ = parse_event(raw, max_bytes)
-    return parsed, raw
+    return parse_event(raw, max_bytes)[0], raw
+
+
+def _place_fields(
+    place: Place, overrides: dict[str, Any], names: tuple[str, ...]
+) -> dict[str, Any]:
+    """The place's fields among `names`, each replaced by an override of that name (popped)."""
+    where = {name: getattr(place, name) for name in names}
+    where.update({k: overrides.pop(k) for k in list(overrides) if k in where})
+    return where
 
 
 def build_event(
@@ -68,13 +84,7 @@ def build_event(
     """One event as the contract writes it; `place` fills entity, project, registry, author
     unless `overrides` name them. An event id is generated unless given (give your own to
     make a retry idempotent: its jobs keep their job ids)."""
-    where = {
-        "entity": place.entity,
-        "project": place.project,
-        "registry": place.registry,
-        "author": place.author,
-    }
-    where.update({k: overrides.pop(k) for k in list(overrides) if k in where})
+    where = _place_fields(place, overrides, ("entity", "project", "registry", "author"))
     if where["project"] is None and where["registry"] is not None:
         where["project"] = registry_project(where["registry"])  # W&B's registry project
     artifact: dict[str, Any] = {
@@ -102,3 +112,37 @@ def build_event(
     if source is not None:
         event["source"] = parse_version_path(source)
     return event
+
+
+def validated_run(
+    record: Mapping[str, Any], max_bytes: int
+) -> tuple[RunMetricRecord | RunStateRecord, bytes]:
+    """A run record and the bytes to send; InvalidEventError (with the field) if none."""
+    raw = dumps(dict(record))
+    return parse_run_record(raw, max_bytes)[0], raw
+
+
+def build_run_record(
+    event_type: str,
+    place: Place,
+    run_id: str,
+    *,
+    run: Mapping[str, Any] | None = None,
+    event_id: str | None = None,
+    occurred_at: datetime | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """A run-events record (contract "Run events"); `run` adds name, user, tags, config,
+    state to the run's id. No event id unless given: the worker's default
+    `<run path>@<partition>:<offset>` is then the idempotency key."""
+    where = _place_fields(place, fields, ("entity", "project"))
+    record: dict[str, Any] = {
+        "event_type": event_type,
+        "occurred_at": (occurred_at or datetime.now(UTC)).isoformat(),
+        **{k: v for k, v in where.items() if v is not None},
+        "run": {**dict(run or {}), "id": run_id},
+        **fields,
+    }
+    if event_id is not None:
+        record["event_id"] = event_id
+    return record

@@ -15,7 +15,7 @@ import pytest
 
 from app.producer import Producer
 from app.settings import Settings
-from tests.factories import event_dict
+from tests.factories import event_dict, run_automation_dict
 from tests.integration.api_support import Reply, http, webhook_automation
 from tests.integration.harness import WorkerProcess, consume
 from tests.support import TopicReader, eventually, free_port, module_settings
@@ -53,6 +53,9 @@ def automations(worker: WorkerProcess) -> None:
             scope={"type": "registry", "entity": "mlflow", "registry": "mlflow"},
             filter={"alias": "ce-alias"},
             job_format="cloudevents",
+        ),
+        run_automation_dict(
+            {"run_state_filter": {"states": ["FINISHED"]}}, event="RUN_STATE", id="run-ended"
         ),
     ):
         reply = http("POST", worker.url + "/automations", automation, token=TOKEN)
@@ -144,6 +147,7 @@ def test_producer_library_event_becomes_a_job(worker: WorkerProcess, settings: S
     the worker turns it into a job."""
     with Producer(settings, entity="acme", registry="model", author="registry-service") as p:
         sent = p.add_alias("producer-src", 7, "production")
+    assert sent.event_id is not None
     assert sent.topic == settings.registry_events_topic
     records = consume(settings, settings.registry_events_topic, expect=0, settle=1.0)
     keys = [key for key, value in records if value.get("event_id") == sent.event_id]
@@ -254,3 +258,24 @@ def test_a_retry_reaching_another_worker_carries_the_same_event_and_job_ids(
 
     jobs = eventually(both_jobs, timeout=60)
     assert jobs[0]["job_id"] == jobs[1]["job_id"]
+
+
+def test_producer_run_state_becomes_a_job_of_a_run_automation(
+    worker: WorkerProcess, settings: Settings
+) -> None:
+    """Producer.set_run_state: a RUN_STATE record on run-events keyed by run path, and the
+    worker's run automation (state FINISHED) emits its job."""
+    run_id = f"run-{uuid.uuid4().hex[:8]}"
+    with Producer(settings, entity="acme", project="mnist") as p:
+        sent = p.set_run_state(run_id, "finished", run={"name": "bright-sun-1"})
+    assert sent.topic == settings.run_events_topic
+
+    def mine() -> dict[str, Any] | None:
+        jobs = consume(settings, settings.webhook_topic, expect=0, settle=0.5)
+        return next(
+            (v for _, v in jobs if v.get("event", {}).get("run", {}).get("id") == run_id), None
+        )
+
+    job = eventually(mine, timeout=30)
+    assert job["automation_id"] == "run-ended"
+    assert job["event_type"] == "RUN_STATE"

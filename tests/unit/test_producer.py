@@ -7,7 +7,14 @@ import pytest
 from app.contract.events import EventType
 from app.errors import InvalidEventError
 from app.producer import AsyncProducer, Producer
-from app.producer.events import Place, build_event, parse_version_path, validated
+from app.producer.events import (
+    Place,
+    build_event,
+    build_run_record,
+    parse_version_path,
+    validated,
+    validated_run,
+)
 from app.settings import Settings
 
 # Nothing may reach a broker here: a refused event must fail before connecting.
@@ -87,3 +94,21 @@ def test_sync_producer_refuses_the_same_way() -> None:
             )
     finally:
         producer.close()
+
+
+async def test_run_records_are_built_and_refused_like_run_events() -> None:
+    """log_metrics and set_run_state build contract run records; a metric that is not a
+    number, or an unknown state, is refused before connecting."""
+    record = build_run_record(
+        "RUN_METRIC", Place(entity="acme", project="mnist"), "run-1", metrics={"loss": 0.3},
+        step=4, run={"name": "bright-sun-1"},
+    )  # fmt: skip
+    parsed, _ = validated_run(record, LIMIT)
+    assert parsed.run_path == "acme/mnist/run-1"
+    assert parsed.run.name == "bright-sun-1"
+    producer = AsyncProducer(NOWHERE, entity="acme", project="mnist")
+    with pytest.raises(InvalidEventError, match="metrics"):
+        await producer.log_metrics("run-1", {"loss": "low"}, 1)  # type: ignore[dict-item]
+    with pytest.raises(InvalidEventError, match="state"):
+        await producer.set_run_state("run-1", "paused")
+    assert producer._producer is None
