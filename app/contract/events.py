@@ -45,6 +45,7 @@ __all__ = [
     "check_structure",
     "parse_event",
     "parse_object",
+    "read_object",
 ]
 
 
@@ -366,14 +367,15 @@ def check_integers(raw: bytes) -> None:
 def parse_object(raw: bytes, max_bytes: int, *, what: str = "event") -> dict[str, Any]:
     """One message as a JSON object: size, UTF-8, JSON, object, depth, duplicate keys,
     64-bit integers (`what` names it in a size refusal)."""
-    obj, big = _read_object(raw, max_bytes, what)
+    obj, big = read_object(raw, max_bytes, what)
     if big:
         check_integers(bytes(raw))
     return obj
 
 
-def _read_object(raw: bytes, max_bytes: int, what: str) -> tuple[dict[str, Any], bool]:
-    """The object, and whether it holds a float that may be an integer beyond 64 bits."""
+def read_object(raw: bytes, max_bytes: int, what: str) -> tuple[dict[str, Any], bool]:
+    """The object (size, UTF-8, JSON, object, depth, duplicate keys), and whether it holds
+    a float that may be an integer beyond 64 bits (`check_integers` then decides)."""
     size = len(raw)
     if size > max_bytes:
         raise InvalidEventError(
@@ -400,7 +402,7 @@ def _read_object(raw: bytes, max_bytes: int, what: str) -> tuple[dict[str, Any],
 
 def parse_event(raw: bytes, max_bytes: int) -> tuple[Event, dict[str, Any]]:
     """Validate one message; returns the event and the object as received."""
-    obj, big = _read_object(raw, max_bytes, "event")
+    obj, big = read_object(raw, max_bytes, "event")
     try:
         event = Event.model_validate(obj)
     except ValidationError as exc:

@@ -30,7 +30,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from app.contract.dead_letters import DeadLetterCode
-from app.contract.events import check_integers, check_structure
+from app.contract.events import check_integers, read_object
 from app.contract.fields import EventId, Label, Name, Timestamp, error_message, error_path
 from app.errors import InvalidEventError
 from app.serialization import JSONDecodeError, loads
@@ -202,33 +202,16 @@ def parse_run_record(
     raw: bytes, max_bytes: int
 ) -> tuple[RunMetricRecord | RunStateRecord, dict[str, Any]]:
     """Validate one run-events message; returns the record and the object as received."""
-    size = len(raw)
-    if size > max_bytes:
-        raise InvalidEventError(
-            f"record is {size} bytes, over the {max_bytes}-byte limit",
-            code=DeadLetterCode.TOO_LARGE,
-        )
-    if size == 0:
-        raise InvalidEventError("empty message", code=DeadLetterCode.EMPTY)
     try:
-        obj = loads(raw)
-    except JSONDecodeError as exc:
-        try:
-            bytes(raw).decode("utf-8")
-        except UnicodeDecodeError as bad:
-            raise InvalidEventError(
-                f"not valid UTF-8 (byte {bad.start})", code=DeadLetterCode.NOT_UTF8
-            ) from None
+        obj, big = read_object(raw, max_bytes, "record")
+    except InvalidEventError as exc:
+        if exc.code != DeadLetterCode.NOT_JSON:
+            raise
         # NaN and Infinity are not JSON: a record holding them fails here.
         raise InvalidEventError(
-            f"not valid JSON (metrics must be finite numbers: NaN and Infinity are not JSON): "
-            f"{exc}",
-            code=DeadLetterCode.NOT_JSON,
+            f"{exc.reason} (metrics must be finite numbers: NaN and Infinity are not JSON)",
+            code=exc.code,
         ) from None
-    if type(obj) is not dict:
-        raise InvalidEventError("not a JSON object", code=DeadLetterCode.NOT_OBJECT)
-    # As for events (issue 18): no duplicate keys, bounded nesting, 64-bit integers.
-    big = check_structure(bytes(raw), obj)
     try:
         record = _RUN_RECORD.validate_python(obj)
     except ValidationError as exc:

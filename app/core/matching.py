@@ -340,11 +340,17 @@ class CompiledAutomation:
 class AutomationIndex:
     """Every automation a worker knows, indexed by (event type, scope)."""
 
-    __slots__ = ("_buckets", "_by_id")
+    # Buckets are built lazily: an upsert or removal only edits the key's members and
+    # marks it stale, and the next match rebuilds each stale bucket once. Loading N
+    # automations of one scope (a worker's start, a bulk apply) is then O(N log N), not
+    # a bucket rebuild per automation.
+    __slots__ = ("_buckets", "_by_id", "_members_of", "_stale")
 
     def __init__(self, automations: Iterable[Automation | CompiledAutomation] = ()) -> None:
         self._by_id: dict[str, CompiledAutomation] = {}
+        self._members_of: dict[IndexKey, dict[str, CompiledAutomation]] = {}
         self._buckets: dict[IndexKey, _Bucket] = {}
+        self._stale: set[IndexKey] = set()
         for automation in automations:
             self.upsert(automation)
 
@@ -360,13 +366,27 @@ class AutomationIndex:
             self._unindex(old)
         self._by_id[compiled.id] = compiled
         if compiled.enabled:
-            members = (*self._members(compiled.key), compiled)
-            self._buckets[compiled.key] = _Bucket(tuple(sorted(members, key=lambda c: c.id)))
+            self._members_of.setdefault(compiled.key, {})[compiled.id] = compiled
+            self._stale.add(compiled.key)
         return compiled
 
     def _members(self, key: IndexKey) -> tuple[CompiledAutomation, ...]:
+        if self._stale:
+            self._refresh()
         bucket = self._buckets.get(key)
         return () if bucket is None else bucket.members
+
+    def _refresh(self) -> None:
+        """Rebuild every stale bucket (members in id order)."""
+        for key in self._stale:
+            members = self._members_of.get(key)
+            if members:
+                ordered = tuple(members[i] for i in sorted(members))
+                self._buckets[key] = _Bucket(ordered)
+            else:
+                self._members_of.pop(key, None)
+                self._buckets.pop(key, None)
+        self._stale.clear()
 
     def remove(self, automation_id: str) -> CompiledAutomation | None:
         """Drop an automation; returns it, or None when unknown."""
@@ -376,11 +396,10 @@ class AutomationIndex:
         return old
 
     def _unindex(self, compiled: CompiledAutomation) -> None:
-        members = tuple(c for c in self._members(compiled.key) if c is not compiled)
-        if members:
-            self._buckets[compiled.key] = _Bucket(members)
-        else:
-            self._buckets.pop(compiled.key, None)
+        members = self._members_of.get(compiled.key)
+        if members is not None and members.get(compiled.id) is compiled:
+            del members[compiled.id]
+            self._stale.add(compiled.key)
 
     def get(self, automation_id: str) -> CompiledAutomation | None:
         """The automation with this id, or None."""
@@ -403,6 +422,8 @@ class AutomationIndex:
     def match(self, event: Event, doc: Mapping[str, Any] | None = None) -> list[CompiledAutomation]:
         """Candidates whose filter matches; `doc` is filter_document(event) when given."""
         entity, wide, narrow = event_keys(event)
+        if self._stale:
+            self._refresh()
         buckets = self._buckets
         zeroth = buckets.get(entity)
         first = buckets.get(wide)

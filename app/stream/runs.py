@@ -31,7 +31,7 @@ from faust.types import TP
 from app.core.run_pipeline import RunPipeline, RunResult
 from app.core.run_windows import RunMemory
 from app.stream.acks import OrderedAcks
-from app.stream.agents import BATCH_MAX, BATCH_SECONDS, Send
+from app.stream.agents import BATCH_MAX, BATCH_SECONDS, Send, agent_name
 from app.stream.context import current_event_of
 from app.stream.metrics import WorkerMetrics
 
@@ -43,7 +43,6 @@ __all__ = [
     "TableRunStore",
     "define_run_agent",
     "define_run_table",
-    "run_agent_name",
 ]
 
 log = logging.getLogger(__name__)
@@ -306,11 +305,6 @@ def _open_when(gate: asyncio.Future[None], done: asyncio.Future[Any]) -> None:
     done.add_done_callback(opened)
 
 
-def run_agent_name(topic: str) -> str:
-    """The name of the run agent of one topic."""
-    return f"process-{topic}"
-
-
 def define_run_agent(
     app: Any, topic: Any, path: RunPath, ready: Callable[[], Awaitable[Any]]
 ) -> Any:
@@ -328,7 +322,7 @@ def define_run_agent(
         path.store.forget()
 
     app.on_partitions_revoked.connect(on_revoked)
-    name = run_agent_name(topic.get_topic_name())
+    name = agent_name(topic.get_topic_name())
     return app.agent(topic, name=name, concurrency=1)(process_runs)
 
 

@@ -171,6 +171,39 @@ def test_disable_by_upsert_and_remove() -> None:
     assert list(index) == []
 
 
+def test_loading_one_scope_builds_its_bucket_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Upserts only mark a scope stale: 2,000 automations of one scope build one bucket.
+
+    Rebuilding the bucket on every upsert made a worker with 10,000 automations in one
+    scope take tens of seconds to load them (quadratic in the bucket's size).
+    """
+    import app.core.matching as matching
+
+    built: list[int] = []
+    real = matching._Bucket.__init__
+
+    def counting(self: Any, members: tuple[CompiledAutomation, ...]) -> None:
+        built.append(len(members))
+        real(self, members)
+
+    monkeypatch.setattr(matching._Bucket, "__init__", counting)
+    index = AutomationIndex(auto(f"a{i:04d}", REGISTRY) for i in range(2000))
+    assert built == []
+    matched = ids(index, make_event())
+    assert built == [2000]
+    assert matched == sorted(matched)
+    assert len(matched) == 2000
+    # A change rebuilds that bucket once, at the next match, not at the change.
+    index.upsert(auto("a0000", REGISTRY, enabled=False))
+    index.remove("a0001")
+    assert built == [2000]
+    after = ids(index, make_event())
+    assert "a0000" not in after
+    assert len(after) == 1998
+    assert built == [2000, 1998]
+    assert "a0001" not in after
+
+
 def test_candidates_do_not_include_other_scopes() -> None:
     """With many automations in other scopes, an event's candidates are only its own."""
     index = AutomationIndex(
