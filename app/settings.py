@@ -164,6 +164,9 @@ class Settings(BaseSettings):
     # Changed runs go to the run-state changelog this often (0: after every batch); their
     # batches are acked once it is acknowledged (docs/decisions.md, run events).
     run_state_flush_seconds: float = Field(default=1.0, ge=0, le=10)
+    # Alias pointers reach their changelog at most this often (one record per changed
+    # collection, app.stream.flushes); acknowledgements, not jobs, wait for it.
+    alias_flush_seconds: float = Field(default=1.0, ge=0, le=10)
 
     @property
     def broker_url(self) -> str:

@@ -2,9 +2,10 @@
 
 One Faust agent per event topic (concurrency 1: faust-streaming #606) reads it as raw
 bytes, in ``noack_take`` batches. ``EventPath.handle`` passes each record through
-``app.core.pipeline`` and queues every job, dead letter, execution-history record and
-alias-pointer change of the batch on the producer; the batch is acknowledged by
-``app.stream.acks`` once Kafka has acknowledged all of them, in offset order.
+``app.core.pipeline`` and queues every job, dead letter and execution-history record
+of the batch on the producer; its alias-pointer changes reach the changelog with the
+next flush (app.stream.flushes). The batch is acknowledged by ``app.stream.acks`` once
+Kafka has acknowledged all of them and that flush, in offset order.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from app.core.history import execution_records
 from app.core.pipeline import Pipeline, ProcessResult
 from app.stream.acks import OrderedAcks
 from app.stream.aliases import TableAliasPointers
+from app.stream.flushes import StateFlush
 from app.stream.metrics import WorkerMetrics
 
 __all__ = ["BATCH_MAX", "BATCH_SECONDS", "EventPath", "agent_name", "define_event_agent"]
@@ -42,6 +44,7 @@ class EventPath:
         *,
         pipeline: Pipeline,
         aliases: TableAliasPointers,
+        state: StateFlush,
         send: Send,
         acks: OrderedAcks,
         metrics: WorkerMetrics,
@@ -50,6 +53,7 @@ class EventPath:
     ) -> None:
         self.pipeline = pipeline
         self.aliases = aliases
+        self.state = state
         self.send = send
         self.acks = acks
         self.metrics = metrics
@@ -92,7 +96,8 @@ class EventPath:
                 for rec in execution_records(result, now):
                     sent.append(await send(history, rec.value, rec.key, rec.headers))
         aliases.event = None
-        sent.extend(aliases.flush())
+        # The alias changes reach the changelog with the next flush; the acks wait for it.
+        sent.append(self.state.after_batch())
         self.acks.submit(events, sent)
         if events:
             # An agent reads one topic, so a batch is all of one topic.

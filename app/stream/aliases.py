@@ -2,11 +2,17 @@
 
 The table is keyed by collection path, as the events are, with as many partitions, so
 Faust's assignor gives a worker changelog partition p with event partition p and
-restores it on every rebalance. The event agents work on ``noack_take`` batches,
-which carry no current event (faust-streaming #300): each write names its event, so
-the store and the changelog get that event's partition. A batch sends each changed
-collection to the changelog once, at ``flush``; the batch is acked only once those
-records are acknowledged too (app.stream.acks).
+restores it on every rebalance. Each value is the collection's ``{alias: version}`` as
+JSON bytes.
+
+Both event agents share one ``AliasState``: the decoded pointers of the collections in
+use, read from the table once, and the collections changed since the last flush. A
+flush (app.stream.flushes, every ``alias_flush_seconds``) writes each changed collection
+to the store and to the changelog once, on the partition of the event that last changed
+it: the agents work on ``noack_take`` batches, which carry no current event
+(faust-streaming #300), so each write names its event. The batches wait for that flush
+before they are acknowledged. The cache is dropped when partitions are revoked: the
+table, which Faust restores, is then read again.
 """
 
 from __future__ import annotations
@@ -14,11 +20,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from app.serialization import dumps, loads
 from app.stream.context import current_event_of
+from app.stream.flushes import ChangelogWrite, TableState
 
-__all__ = ["ALIAS_TABLE", "TableAliasPointers", "define_alias_table"]
+__all__ = ["ALIAS_TABLE", "AliasState", "TableAliasPointers", "define_alias_table"]
 
 ALIAS_TABLE = "alias-pointers"
+
+# Decoded collections kept between flushes; past this the cache starts again from the
+# table (S4 keeps the worker's memory bounded whatever the number of collections).
+MAX_CACHED = 20_000
 
 
 def define_alias_table(app: Any, partitions: int) -> Any:
@@ -30,49 +42,90 @@ def define_alias_table(app: Any, partitions: int) -> Any:
         # Each write names its partition (the event's), so the key codec (JSON for
         # str keys) does not decide placement.
         key_type=str,
+        # bytes values use the raw codec: the pointers' JSON as written here (the
+        # records of Faust's json codec read the same).
+        value_type=bytes,
         help="collection path -> {alias: version}",
     )
 
 
-class TableAliasPointers:
-    """The pipeline's AliasStore over the alias table, for one agent's batches.
+class AliasState(TableState):
+    """The alias pointers the event agents share (see the module docstring)."""
 
-    Set ``event`` to the Faust event being processed before calling the pipeline.
-    Writes reach the store at once, so the other event agent (the table is shared by
-    both event topics) reads them; the changelog gets each changed collection once per
-    batch, at ``flush``, with its value at that moment.
-    """
+    __slots__ = ("_cache", "_pending", "max_cached")
 
-    __slots__ = ("_pending", "_table", "event")
-
-    def __init__(self, table: Any) -> None:
-        self._table = table
+    def __init__(self, table: Any, max_cached: int = MAX_CACHED) -> None:
+        super().__init__(table)
+        self._cache: dict[str, Mapping[str, int]] = {}
         # collection path -> the event that last changed it since the flush.
         self._pending: dict[str, Any] = {}
+        self.max_cached = max_cached
+
+    def get(self, collection_path: str) -> Mapping[str, int] | None:
+        """Alias pointers of one collection (cached, or read from the table), or None."""
+        pointers = self._cache.get(collection_path)
+        if pointers is None:
+            raw = self._table.data.get(collection_path)
+            pointers = _decode(raw)
+            self._cache[collection_path] = pointers
+        return pointers if pointers else None
+
+    def put(self, collection_path: str, pointers: dict[str, int], event: Any) -> None:
+        """The pointers changed under ``event``: cached; the table gets them at ``flush``."""
+        self._cache[collection_path] = pointers
+        self._pending[collection_path] = event
+
+    def flush(self) -> list[ChangelogWrite]:
+        """Write the changed collections to the store; return their changelog records."""
+        data = self._table.data
+        cache = self._cache
+        writes: list[ChangelogWrite] = []
+        for path, event in self._pending.items():
+            value = dumps(cache[path])
+            with current_event_of(event):
+                # The store only (Table.__setitem__ would send a changelog record itself).
+                data[path] = value
+            writes.append((event.message.partition, path, value))
+        self._pending.clear()
+        if len(cache) > self.max_cached:
+            cache.clear()
+        return writes
+
+    def forget(self) -> None:
+        """Drop the cache (partitions were revoked: the table is the truth again)."""
+        if not self._pending:
+            self._cache.clear()
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+
+class TableAliasPointers:
+    """The pipeline's AliasStore over the shared AliasState, for one agent's batches.
+
+    Set ``event`` to the Faust event being processed before calling the pipeline.
+    """
+
+    __slots__ = ("event", "state")
+
+    def __init__(self, state: AliasState) -> None:
+        self.state = state
         self.event: Any = None
 
     def get(self, collection_path: str) -> Mapping[str, int] | None:
         """Alias pointers of one collection, or None."""
-        value = self._table.get(collection_path)
-        return value if value else None
+        return self.state.get(collection_path)
 
     def set(self, collection_path: str, pointers: dict[str, int]) -> None:
-        """Replace the pointers in the store; the changelog gets them at ``flush``."""
-        event = self.event
-        with current_event_of(event):
-            # The store only (Table.__setitem__ would also send a changelog record now).
-            self._table.data[collection_path] = pointers
-        self._pending[collection_path] = event
+        """Replace the pointers; the store and changelog get them at the next flush."""
+        self.state.put(collection_path, pointers, self.event)
 
-    def flush(self) -> list[Any]:
-        """Send the batch's changed collections to the changelog; return the sends."""
-        table = self._table
-        data = table.data
-        sent = [
-            # The current value: newer than this batch's if the other agent changed it
-            # since, so the changelog's last record is always the store's value.
-            table.send_changelog(event.message.partition, path, data[path])
-            for path, event in self._pending.items()
-        ]
-        self._pending.clear()
-        return sent
+
+def _decode(raw: Any) -> Mapping[str, int]:
+    """A stored value: JSON bytes (or a dict, from a table without a bytes codec)."""
+    if not raw:
+        return {}
+    if isinstance(raw, Mapping):
+        return raw
+    value = loads(raw)
+    return value if isinstance(value, dict) else {}

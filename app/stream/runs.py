@@ -20,25 +20,27 @@ again are then replays (app.core.run_pipeline), which repeat their firings' job 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
-
-from faust.types import TP
 
 from app.core.run_pipeline import RunPipeline, RunResult
 from app.core.run_windows import RunMemory
 from app.stream.acks import OrderedAcks
 from app.stream.agents import BATCH_MAX, BATCH_SECONDS, Send, agent_name
 from app.stream.context import current_event_of
+from app.stream.flushes import (
+    ChangelogSend,
+    ChangelogWrite,
+    StateFlush,
+    TableState,
+    flush_on_revoke,
+)
 from app.stream.metrics import WorkerMetrics
 
 __all__ = [
     "RUN_STATE_TABLE",
-    "ChangelogSend",
-    "ChangelogWrite",
     "RunPath",
     "TableRunStore",
     "define_run_agent",
@@ -48,11 +50,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 RUN_STATE_TABLE = "run-state"
-
-# (partition, run path, value or None for a tombstone) of one changelog record.
-ChangelogWrite = tuple[int, str, bytes | None]
-# (partition, run path, value) -> the future of Kafka's acknowledgement (RecordMetadata).
-ChangelogSend = Callable[[int, str, bytes | None], Awaitable[Awaitable[Any]]]
 
 
 def define_run_table(app: Any, partitions: int) -> Any:
@@ -68,16 +65,16 @@ def define_run_table(app: Any, partitions: int) -> Any:
     )
 
 
-class TableRunStore:
+class TableRunStore(TableState):
     """The run pipeline's RunStore over the run-state table, for one agent's batches.
 
     Set ``event`` to the Faust event being processed before calling the pipeline.
     """
 
-    __slots__ = ("_cache", "_pending", "_table", "event")
+    __slots__ = ("_cache", "_pending", "event")
 
     def __init__(self, table: Any) -> None:
-        self._table = table
+        super().__init__(table)
         self._cache: dict[str, RunMemory] = {}
         # run path -> (the event that last changed it, its memory) since the flush.
         self._pending: dict[str, tuple[Any, RunMemory]] = {}
@@ -129,18 +126,6 @@ class TableRunStore:
                 writes.append((memory.partition, path, None))
         return writes
 
-    def send_through_table(self, writes: Sequence[ChangelogWrite]) -> list[Any]:
-        """Send changelog records through Faust's producer buffer (Table.send_changelog)."""
-        table = self._table
-        return [table.send_changelog(p, path, value) for p, path, value in writes]
-
-    def persisted(self, offsets: dict[int, int]) -> None:
-        """Record the changelog offsets written per partition, as Faust's callback would."""
-        table = self._table
-        topic = table.changelog_topic.get_topic_name()
-        for partition, offset in offsets.items():
-            table.data.set_persisted_offset(TP(topic, partition), offset)
-
     def forget(self) -> None:
         """Drop the cache (partitions were revoked: the table is the truth again)."""
         self._cache.clear()
@@ -178,18 +163,16 @@ class RunPath:
         self.sweep_every = min(max(retention_seconds / 4, 1.0), 60.0)
         self._next_sweep = clock() + self.sweep_every
         self.firings = 0
-        self.flush_seconds = flush_seconds
-        # Resolved once the changelog records of the next flush are acknowledged: every
-        # batch folded before that flush waits on it before it is acked.
-        self._gate: asyncio.Future[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._tombstones: list[ChangelogWrite] = []
         # Direct sends (the worker's producer) instead of Faust's producer buffer, which
         # sends one record per task switch and holds the commit timer while it drains.
-        self.send_changelog = send_changelog
-        self._tombstones: list[ChangelogWrite] = []
-        # Flushes append their records in order (a later value never overtakes one).
-        self._order = asyncio.Lock()
-        self._tasks: set[asyncio.Future[None]] = set()
+        self.state = StateFlush(
+            seconds=flush_seconds,
+            collect=self._collect,
+            persisted=store.persisted,
+            send=send_changelog,
+            through_table=store.send_through_table,
+        )
 
     async def handle(self, events: Sequence[Any]) -> None:
         """Fold a batch, queue what it produced, and hand it to the acknowledgements."""
@@ -224,9 +207,7 @@ class RunPath:
             if result.failures:
                 _log_failures(result)
         store.event = None
-        sent.append(self._next_flush())
-        if self.flush_seconds <= 0:
-            self.flush()
+        sent.append(self.state.after_batch())
         self.acks.submit(events, sent)
         if events:
             topic = events[0].message.topic
@@ -235,74 +216,15 @@ class RunPath:
             if invalid:
                 self.metrics.dead_letters.labels(topic).inc(invalid)
 
-    def _next_flush(self) -> asyncio.Future[None]:
-        """The gate of the next flush (created, with its timer, by the first batch after one)."""
-        if self._gate is None:
-            loop = asyncio.get_running_loop()
-            self._gate = loop.create_future()
-            if self.flush_seconds > 0:
-                self._timer = loop.call_later(self.flush_seconds, self.flush)
-        return self._gate
-
-    def flush(self) -> None:
-        """Send every run changed since the last flush to the changelog; open the gate after.
-
-        Runs every ``flush_seconds`` (also between two records of a batch: that batch
-        waits for the next gate, which holds the rest), so a run logging every few
-        milliseconds costs one changelog record per interval, not one per batch.
-        """
-        gate, self._gate = self._gate, None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+    def _collect(self) -> list[ChangelogWrite]:
+        """The flush's records: the swept runs' tombstones first, then the changed runs."""
         writes = [*self._tombstones, *self.store.flush()]
         self._tombstones.clear()
-        if self.send_changelog is not None:
-            task = asyncio.ensure_future(self._send(writes, gate))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-            return
-        sends = self.store.send_through_table(writes)
-        if gate is None:
-            return
-        if not sends:
-            gate.set_result(None)
-            return
-        _open_when(gate, asyncio.gather(*sends))
+        return writes
 
-    async def _send(self, writes: list[ChangelogWrite], gate: asyncio.Future[None] | None) -> None:
-        send = self.send_changelog
-        assert send is not None
-        try:
-            async with self._order:
-                futures = [await send(p, path, value) for p, path, value in writes]
-            results = await asyncio.gather(*futures)
-        except Exception as exc:  # a refused record: the gate fails, and so the acks
-            if gate is not None and not gate.done():
-                gate.set_exception(exc)
-            return
-        offsets: dict[int, int] = {}
-        for meta in results:
-            partition, offset = int(meta.partition), int(meta.offset)
-            if offset > offsets.get(partition, -1):
-                offsets[partition] = offset
-        self.store.persisted(offsets)
-        if gate is not None and not gate.done():
-            gate.set_result(None)
-
-
-def _open_when(gate: asyncio.Future[None], done: asyncio.Future[Any]) -> None:
-    """Resolve ``gate`` as ``done`` ends (its failure fails the gate)."""
-
-    def opened(fut: asyncio.Future[Any]) -> None:
-        if fut.cancelled():
-            gate.cancel()
-        elif fut.exception() is not None:
-            gate.set_exception(fut.exception())  # type: ignore[arg-type]
-        else:
-            gate.set_result(None)
-
-    done.add_done_callback(opened)
+    def flush(self) -> None:
+        """Send every run changed since the last flush to the changelog (see StateFlush)."""
+        self.state.flush()
 
 
 def define_run_agent(
@@ -316,12 +238,7 @@ def define_run_agent(
         async for events in stream.noack_take(BATCH_MAX, BATCH_SECONDS):
             await path.handle(events)
 
-    async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
-        # What was folded goes to the changelog before the cache is dropped.
-        path.flush()
-        path.store.forget()
-
-    app.on_partitions_revoked.connect(on_revoked)
+    flush_on_revoke(app, path.state, path.store.forget)
     name = agent_name(topic.get_topic_name())
     return app.agent(topic, name=name, concurrency=1)(process_runs)
 

@@ -29,12 +29,13 @@ from app.serialization import dumps
 from app.settings import Settings
 from app.stream.acks import OrderedAcks
 from app.stream.agents import EventPath, define_event_agent
-from app.stream.aliases import TableAliasPointers, define_alias_table
+from app.stream.aliases import AliasState, TableAliasPointers, define_alias_table
 from app.stream.automations import (
     NamedChangelogGlobalTable,
     RuleBook,
     define_automations_table,
 )
+from app.stream.flushes import ChangelogSend, StateFlush, flush_on_revoke
 from app.stream.health import define_health_views
 from app.stream.history_table import define_history
 from app.stream.lag import LagGauge, define_lag_timer
@@ -105,6 +106,15 @@ class Hookstream:
             self.app, settings.automations_topic, self.rulebook
         )
         self.alias_table = define_alias_table(self.app, settings.topic_partitions)
+        # One alias state for both agents: an event on either topic may move a pointer.
+        self.alias_state = AliasState(self.alias_table)
+        self.alias_flush = StateFlush(
+            seconds=settings.alias_flush_seconds,
+            collect=self.alias_state.flush,
+            persisted=self.alias_state.persisted,
+            send=self._changelog_send(self.alias_table),
+        )
+        flush_on_revoke(self.app, self.alias_flush, self.alias_state.forget)
         history_topic = settings.action_results_topic if settings.history_enabled else None
         # One agent per event topic, each with its own acknowledgement chain.
         self.event_paths: dict[str, EventPath] = {}
@@ -112,7 +122,8 @@ class Hookstream:
         for name in (settings.registry_events_topic, settings.artifact_events_topic):
             path = EventPath(
                 pipeline=self.pipeline,
-                aliases=TableAliasPointers(self.alias_table),
+                aliases=TableAliasPointers(self.alias_state),
+                state=self.alias_flush,
                 send=self._queue,
                 acks=OrderedAcks(self._on_refused),
                 metrics=self.metrics,
@@ -140,7 +151,7 @@ class Hookstream:
             dlq_topic=settings.dlq_topic,
             retention_seconds=settings.run_state_retention_seconds,
             flush_seconds=settings.run_state_flush_seconds,
-            send_changelog=self._queue_run_state,
+            send_changelog=self._changelog_send(self.run_table),
         )
         self.run_agent = define_run_agent(
             self.app,
@@ -214,12 +225,16 @@ class Hookstream:
     ) -> Awaitable[Any]:
         return await self.app.producer.send(topic, key, value, None, None, headers)
 
-    async def _queue_run_state(
-        self, partition: int, run_path: str, value: bytes | None
-    ) -> Awaitable[Any]:
-        # The table's str keys are JSON on its changelog (Faust's key codec for str).
-        topic = self.run_table.changelog_topic.get_topic_name()
-        return await self.app.producer.send(topic, dumps(run_path), value, partition, None, None)
+    def _changelog_send(self, table: Any) -> ChangelogSend:
+        """Direct sends to a table's changelog, on the worker's producer."""
+        topic = table.changelog_topic.get_topic_name()
+        producer = self.app.producer
+
+        async def send(partition: int, key: str, value: bytes | None) -> Awaitable[Any]:
+            # The table's str keys are JSON on its changelog (Faust's key codec for str).
+            return await producer.send(topic, dumps(key), value, partition, None, None)
+
+        return send
 
     async def lag(self) -> dict[TP, int]:
         """End offset minus acknowledged offset for each assigned event partition."""

@@ -54,7 +54,8 @@ from app.core.pipeline import Pipeline
 from app.serialization import loads
 from app.stream.acks import OrderedAcks
 from app.stream.agents import EventPath, agent_name, define_event_agent
-from app.stream.aliases import TableAliasPointers, define_alias_table
+from app.stream.aliases import AliasState, TableAliasPointers, define_alias_table
+from app.stream.flushes import StateFlush
 from app.stream.metrics import WorkerMetrics
 from app.testing import RecordingSend
 from tests.factories import (
@@ -96,6 +97,14 @@ class Rig:
             partitions=PARTITIONS,
         )
         self.table: Any = define_alias_table(self.app, PARTITIONS)
+        self.state = AliasState(self.table)
+        # After every batch, through Faust's producer buffer (take_changelog reads it).
+        self.flush = StateFlush(
+            seconds=0.0,
+            collect=self.state.flush,
+            persisted=self.state.persisted,
+            through_table=self.state.send_through_table,
+        )
         self.send = RecordingSend()
         self.failures: list[BaseException] = []
         self.acks = OrderedAcks(self.failures.append)
@@ -106,7 +115,8 @@ class Rig:
                 1 << 20,
                 lambda: NOW,
             ),
-            aliases=TableAliasPointers(self.table),
+            aliases=TableAliasPointers(self.state),
+            state=self.flush,
             send=self.send,
             acks=self.acks,
             metrics=WorkerMetrics(CollectorRegistry()),
@@ -126,6 +136,11 @@ class Rig:
         consumer = self.app._consumer
         if consumer is not None:
             consumer._thread.thread_loop.close()
+
+    def stored(self, path: str) -> Any:
+        """The table's value of one collection, decoded (the store holds JSON bytes)."""
+        raw = self.table.get(path)
+        return None if raw is None else loads(raw)
 
     def take_changelog(self) -> list[Any]:
         """The table changelog records waiting in the (never started) producer's buffer."""
@@ -179,7 +194,7 @@ async def test_matching_event_is_acked_only_after_its_sends(rig: Rig) -> None:
         assert changelog.message.partition == 2
         changelog_topic = rig.table.changelog_topic.get_topic_name()
         assert changelog.message.channel.get_topic_name() == changelog_topic
-        assert rig.table.get(PATH) == {"latest": 3, "production": 3}
+        assert rig.stored(PATH) == {"latest": 3, "production": 3}
 
         await settle()
         assert not event.message.acked
@@ -342,7 +357,7 @@ async def test_remove_alias_job_carries_the_version_and_the_table_forgets_it() -
                 event_bytes(event_id="add", artifact={"version": 2}), key=KEY, partition=1
             )
             await settle()
-            assert rig.table.get(PATH) == {"latest": 2, "production": 2}
+            assert rig.stored(PATH) == {"latest": 2, "production": 2}
             removed_event = event_dict(
                 event_id="remove",
                 event_type="REMOVE_ARTIFACT_ALIAS",
@@ -354,7 +369,7 @@ async def test_remove_alias_job_carries_the_version_and_the_table_forgets_it() -
             body = loads(job.value)
             assert (body["event_type"], body["previous_version"]) == ("REMOVE_ARTIFACT_ALIAS", 2)
             assert body["job_id"] == job_id("remove", "rollback", 1)
-            assert rig.table.get(PATH) == {"latest": 2}
+            assert rig.stored(PATH) == {"latest": 2}
             await settle()
             assert not removed.message.acked
             await resolve_all(rig)
@@ -413,7 +428,7 @@ async def test_unlink_drops_the_pointers_of_the_unlinked_version() -> None:
             )
             await agent_ctx.put(unlink, key=KEY, partition=3)
             assert await until(lambda: bool(rig.send.to(ACTION_TOPICS["webhook"])), 2.0, 0.005)
-            assert rig.table.get(PATH) == {}
+            assert rig.stored(PATH) == {}
             await resolve_all(rig)
             assert rig.failures == []
     finally:
@@ -436,7 +451,7 @@ async def test_alias_pointers_over_the_cap_are_dropped_counted_and_the_event_goe
         await agent_ctx.put(event_bytes(), key=KEY, partition=1)
         assert await until(lambda: bool(rig.send.to(ACTION_TOPICS["webhook"])), 2.0, every=0.005)
         # `latest` was set first, then `production` (the added alias): the cap keeps one.
-        assert rig.table.get(PATH) == {"production": 3}
+        assert rig.stored(PATH) == {"production": 3}
         name = "hookstream_alias_pointers_dropped_total"
         assert _counter(rig.path, name, topic=EVENTS) == 1.0
 
