@@ -142,6 +142,10 @@ class Settings(BaseSettings):
     faust_cython: bool = True
     faust_lean_monitor: bool = True
     uvloop: bool = True
+    # Allocations between two young-generation collections (Python's default is 700):
+    # each collection pauses the event path, which showed in S3's p99 (docs/benchmarks.md).
+    # 0 keeps Python's thresholds.
+    gc_young_threshold: int = Field(default=50_000, ge=0)
 
     # Webhook ingest (docs/contract.md "Webhook ingest"): the secret each platform signs
     # its deliveries with; an endpoint without its secret refuses every delivery (401).

@@ -43,7 +43,7 @@ from app.stream.metrics import WorkerMetrics
 from app.stream.offsets import on_rebalance_complete
 from app.stream.runs import RunPath, TableRunStore, define_run_agent, define_run_table
 from app.stream.transport import install as install_transport
-from app.stream.tuning import faust_settings
+from app.stream.tuning import faust_settings, tune_gc
 
 __all__ = ["Hookstream", "create_worker", "run_worker"]
 
@@ -298,4 +298,5 @@ def run_worker(settings: Settings) -> None:
     # frozen, it is no longer walked by every full collection (measured: a 66 ms pause
     # over ~97,000 objects became 6 ms, out of the event-to-job latency).
     gc.freeze()
+    tune_gc(settings)
     worker.execute_from_commandline()
