@@ -154,6 +154,11 @@ class Settings(BaseSettings):
     # A delivery id seen within this many seconds publishes nothing again (per worker);
     # past it the timestamp check refuses MLflow's retries anyway.
     ingest_dedup_seconds: float = Field(default=900.0, gt=0)
+    # Deliveries written, in the `ingest-deliveries` table shared by the group (a retry
+    # on any worker, or after a restart, publishes nothing): kept this long, and at most
+    # this many per partition (the oldest go first). MLflow and W&B retry within minutes.
+    ingest_deliveries_ttl_seconds: float = Field(default=86_400.0, gt=0)
+    ingest_deliveries_per_partition: int = Field(default=100_000, ge=1)
 
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
 

@@ -19,6 +19,7 @@ from app.core.history import execution_records
 from app.core.pipeline import Pipeline, ProcessResult
 from app.stream.acks import OrderedAcks
 from app.stream.aliases import TableAliasPointers
+from app.stream.deliveries import DeliveryGuard
 from app.stream.metrics import WorkerMetrics
 
 __all__ = ["BATCH_MAX", "BATCH_SECONDS", "EventPath", "agent_name", "define_event_agent"]
@@ -47,6 +48,7 @@ class EventPath:
         metrics: WorkerMetrics,
         dlq_topic: str,
         history_topic: str | None,
+        deliveries: DeliveryGuard | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.aliases = aliases
@@ -55,6 +57,8 @@ class EventPath:
         self.metrics = metrics
         self.dlq_topic = dlq_topic
         self.history_topic = history_topic
+        # Repeated webhook deliveries are dropped (only records with the delivery header).
+        self.deliveries = deliveries
 
     async def handle(self, events: Sequence[Any]) -> None:
         """Decide a batch, queue what it produced, and hand it to the acknowledgements."""
@@ -67,11 +71,14 @@ class EventPath:
         send = self.send
         dlq = self.dlq_topic
         history = self.history_topic
+        deliveries = self.deliveries
         sent: list[Awaitable[Any]] = []
         results: list[ProcessResult] = []
         now: datetime | None = None
         for event in events:
             message = event.message
+            if deliveries is not None and message.headers and deliveries.repeated(event):
+                continue
             aliases.event = event
             result = process(message.value, aliases=aliases, source=message)
             results.append(result)
@@ -93,6 +100,8 @@ class EventPath:
                     sent.append(await send(history, rec.value, rec.key, rec.headers))
         aliases.event = None
         sent.extend(aliases.flush())
+        if deliveries is not None:
+            sent.extend(deliveries.flush())
         self.acks.submit(events, sent)
         if events:
             # An agent reads one topic, so a batch is all of one topic.
