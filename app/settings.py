@@ -220,6 +220,11 @@ class Settings(BaseSettings):
         return f"{self.app_id}-run-state-changelog"
 
     @property
+    def deliveries_changelog_topic(self) -> str:
+        """Changelog of the ingest-deliveries table (app.stream.deliveries), as Faust names it."""
+        return f"{self.app_id}-ingest-deliveries-changelog"
+
+    @property
     def reserved_topics(self) -> frozenset[str]:
         """Hookstream's own topics, which a kafka action may not write to."""
         return frozenset(
@@ -234,6 +239,7 @@ class Settings(BaseSettings):
                 self.history_changelog_topic,
                 self.run_events_topic,
                 self.run_state_changelog_topic,
+                self.deliveries_changelog_topic,
                 *self.action_topics.values(),
             }
         )
