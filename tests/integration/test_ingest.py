@@ -207,14 +207,7 @@ def test_automation_asking_for_cloudevents_gets_jobs_with_ce_headers(
     `cloudevents` package reads as a CloudEvent whose id is the job id."""
     from cloudevents.core.bindings import kafka
 
-    delivery = mlflow_delivery(
-        "model_version_alias.created",
-        {"name": "fraud", "alias": "ce-alias", "version": "6"},
-        MLFLOW_SECRET,
-    )
-    reply = post(worker, "/ingest/mlflow", delivery)
-    assert reply.status == 202, reply.body
-    event_id = reply.json["event_id"]
+    _, event_id = published_alias(worker, "ce-alias", "6")
     [job] = records_of(settings, settings.webhook_topic, event_id)
     with TopicReader(settings.kafka_bootstrap_servers, [settings.webhook_topic]) as reader:
         assert reader.wait(
@@ -251,6 +244,18 @@ def test_producer_run_state_becomes_a_job_of_a_run_automation(
     assert job["event_type"] == "RUN_STATE"
 
 
+def published_alias(worker: WorkerProcess, alias: str, version: str) -> tuple[Delivery, str]:
+    """An MLflow-signed model_version_alias.created of `fraud`, posted: 202; its event id."""
+    delivery = mlflow_delivery(
+        "model_version_alias.created",
+        {"name": "fraud", "alias": alias, "version": version},
+        MLFLOW_SECRET,
+    )
+    reply = post(worker, "/ingest/mlflow", delivery)
+    assert reply.status == 202, reply.body
+    return delivery, str(reply.json["event_id"])
+
+
 def post_settled(worker: WorkerProcess, path: str, delivery: Delivery) -> Reply:
     """POST as a sender retrying a 503 (partitions being assigned) does, up to a minute."""
 
@@ -277,14 +282,7 @@ def test_a_retry_reaching_another_worker_publishes_nothing_new(
     the event's partition (forwarded there, or the second worker took the partition
     over with the ingest-deliveries table restored): 200 duplicate, and the delivery
     stays one event record and one job."""
-    delivery = mlflow_delivery(
-        "model_version_alias.created",
-        {"name": "fraud", "alias": "champion", "version": "8"},
-        MLFLOW_SECRET,
-    )
-    first = post(worker, "/ingest/mlflow", delivery)
-    assert first.status == 202, first.body
-    event_id = first.json["event_id"]
+    delivery, event_id = published_alias(worker, "champion", "8")
     other = WorkerProcess(settings, tmp_path / "other.log", web_port=free_port())
     try:
         other.start()
@@ -305,14 +303,7 @@ def test_a_retry_after_a_restart_publishes_nothing_new(
     """The worker is stopped and started again (same store dir): its memory is gone, the
     ingest-deliveries table is not, so MLflow's retry answers 200 duplicate and the
     delivery stays one event record and one job."""
-    delivery = mlflow_delivery(
-        "model_version_alias.created",
-        {"name": "fraud", "alias": "champion", "version": "9"},
-        MLFLOW_SECRET,
-    )
-    first = post(worker, "/ingest/mlflow", delivery)
-    assert first.status == 202, first.body
-    event_id = first.json["event_id"]
+    delivery, event_id = published_alias(worker, "champion", "9")
     worker.stop()
     worker.start()
     retry = post_settled(worker, "/ingest/mlflow", delivery)
