@@ -100,12 +100,13 @@ class DeliveryLedger(RoutedTable):
         stored = to_record(Recorded.from_json(self.table.get(event_id)), new, ttl=self.ttl)
         if stored is None:
             return
-        self.store(event_id, stored, _At(partition))
+        self.store(event_id, stored)
         await self.table.send_changelog(partition, event_id, stored.to_json())
 
-    def store(self, event_id: str, recorded: Recorded, event: Any) -> None:
-        """The store only (Table.__setitem__ would also send a changelog record now)."""
-        with current_event_of(event):
+    def store(self, event_id: str, recorded: Recorded) -> None:
+        """The store only, on the record's partition (Table.__setitem__ would also send a
+        changelog record now)."""
+        with current_event_of(_At(recorded.partition)):
             self.table.data[event_id] = recorded.to_json()
 
     def purge(self) -> int:
@@ -120,10 +121,14 @@ class DeliveryLedger(RoutedTable):
         mine = [(k, r) for k, r in entries if r is None or r.partition in actives]
         gone = to_evict(mine, now=self.clock(), ttl=self.ttl, cap=self.cap)
         for key, partition in gone:
-            with current_event_of(_At(partition or 0)):
+            if partition is None:
+                # Unreadable: no partition to name, so the store looks in each.
                 table.data.pop(key, None)
-            if partition is not None:
-                table.send_changelog(partition, key, None)
+                continue
+            with current_event_of(_At(partition)):
+                table.data.pop(key, None)
+            # A tombstone, as Table.on_key_del sends it (JSON would write `null`).
+            table.send_changelog(partition, key, None, value_serializer="raw")
         return len(gone)
 
 
@@ -171,7 +176,7 @@ class DeliveryGuard:
         new = Recorded(topic, message.partition, offset, now)
         stored = to_record(recorded, new, ttl=ledger.ttl)
         if stored is not None:
-            ledger.store(event_id, stored, event)
+            ledger.store(event_id, stored)
             self._pending[event_id] = message.partition
         return False
 

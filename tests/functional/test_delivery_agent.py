@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from faust.types.tuples import Message
+from faust.types.tuples import TP, Message
 from prometheus_client import CollectorRegistry
 
 from app.core.deliveries import DELIVERY_HEADER, Recorded
@@ -158,3 +158,33 @@ async def test_a_delivery_the_ingest_view_recorded_drops_the_later_copy(rig: Del
         await put_at(agent_ctx, rig, 8, value, delivery("mlflow-d3"))
         assert await until(lambda: rig.dropped() == 1.0, 2.0, every=0.005)
     assert len(rig.send.to(WEBHOOK)) == 1
+
+
+async def test_the_purge_deletes_expired_entries_and_the_oldest_past_the_cap(
+    rig: DeliveryRig,
+) -> None:
+    """On the partitions this worker owns: an expired entry and the oldest past the cap
+    leave the store and get a tombstone on their partition; a partition owned by another
+    worker is left alone."""
+    ledger = rig.ledger
+    ledger.cap = 2
+    now = ledger.clock()
+    owned = {
+        "expired": Recorded(EVENTS, 2, 1, now - 2 * ledger.ttl),
+        "oldest": Recorded(EVENTS, 2, 2, now - 30),
+        "older": Recorded(EVENTS, 2, 3, now - 20),
+        "newest": Recorded(EVENTS, 2, 4, now - 10),
+    }
+    for key, recorded in owned.items():
+        ledger.store(key, recorded)
+    ledger.store("elsewhere", Recorded(EVENTS, 1, 1, now - 2 * ledger.ttl))
+    rig.app.assignor.assigned_actives = lambda: {TP(ledger.changelog_topic, 2)}
+    assert ledger.purge() == 2
+    assert sorted(dict(ledger.table.data.items())) == ["elsewhere", "newest", "older"]
+    tombstones = rig.take_changelog()
+    assert sorted((fut.message.partition, fut.message.value) for fut in tombstones) == [
+        (2, None),
+        (2, None),
+    ]
+    assert not ledger.seen("expired")
+    assert ledger.seen("newest")
