@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from app.producer import Producer
+from app.serialization import dumps
 from app.settings import Settings
 from tests.factories import event_dict, run_automation_dict
 from tests.integration.api_support import Reply, http, webhook_automation
@@ -310,3 +311,42 @@ def test_a_retry_after_a_restart_publishes_nothing_new(
     assert retry.status == 200, retry.body
     assert retry.json == {"published": False, "duplicate": True, "event_id": event_id}
     one_event_and_one_job(settings, event_id)
+
+
+def test_a_copy_written_by_a_producer_retry_makes_no_second_job(
+    worker: WorkerProcess, settings: Settings
+) -> None:
+    """Two records on registry-events carrying the same `hookstream-delivery` header (a
+    race between workers, or a producer retrying on its own): the worker makes the job
+    of the first only and counts the second in hookstream_repeated_deliveries_dropped_total."""
+    from app.core.deliveries import DELIVERY_HEADER
+    from app.kafka.clients import producer
+
+    event_id = f"retried-{uuid.uuid4().hex[:8]}"
+    value = dumps(event_dict(event_id=event_id))
+
+    async def send_twice() -> None:
+        async with producer(settings.kafka_bootstrap_servers) as prod:
+            for _ in range(2):
+                await prod.send_and_wait(
+                    settings.registry_events_topic,
+                    value,
+                    key=b"acme/wandb-registry-model/mnist-classifier",
+                    headers=[(DELIVERY_HEADER, event_id.encode())],
+                )
+
+    asyncio.run(send_twice())
+    assert len(records_of(settings, settings.registry_events_topic, event_id)) == 2
+    [job] = records_of(settings, settings.webhook_topic, event_id)
+    assert job["automation_id"] == "acme-production"
+
+    def dropped() -> bool:
+        metrics = worker.get("/metrics").decode()
+        return any(
+            line.startswith("hookstream_repeated_deliveries_dropped_total{")
+            and settings.registry_events_topic in line
+            and not line.endswith(" 0.0")
+            for line in metrics.splitlines()
+        )
+
+    assert eventually(dropped, timeout=10)
