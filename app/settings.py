@@ -158,6 +158,11 @@ class Settings(BaseSettings):
     # A delivery id seen within this many seconds publishes nothing again (per worker);
     # past it the timestamp check refuses MLflow's retries anyway.
     ingest_dedup_seconds: float = Field(default=900.0, gt=0)
+    # Deliveries written, in the `ingest-deliveries` table shared by the group (a retry
+    # on any worker, or after a restart, publishes nothing): kept this long, and at most
+    # this many per partition (the oldest go first). MLflow and W&B retry within minutes.
+    ingest_deliveries_ttl_seconds: float = Field(default=86_400.0, gt=0)
+    ingest_deliveries_per_partition: int = Field(default=100_000, ge=1)
 
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
 
@@ -222,6 +227,11 @@ class Settings(BaseSettings):
         return f"{self.app_id}-run-state-changelog"
 
     @property
+    def deliveries_changelog_topic(self) -> str:
+        """Changelog of the ingest-deliveries table (app.stream.deliveries), as Faust names it."""
+        return f"{self.app_id}-ingest-deliveries-changelog"
+
+    @property
     def reserved_topics(self) -> frozenset[str]:
         """Hookstream's own topics, which a kafka action may not write to."""
         return frozenset(
@@ -236,6 +246,7 @@ class Settings(BaseSettings):
                 self.history_changelog_topic,
                 self.run_events_topic,
                 self.run_state_changelog_topic,
+                self.deliveries_changelog_topic,
                 *self.action_topics.values(),
             }
         )

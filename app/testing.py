@@ -16,7 +16,7 @@ Nothing here imports Faust or aiokafka.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -83,6 +83,7 @@ class Write:
     value: bytes | None
     partition: int
     offset: int
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 class RecordingWrites:
@@ -97,11 +98,17 @@ class RecordingWrites:
         self.fail: Exception | None = None
         self.writes: list[Write] = []
 
-    async def __call__(self, topic: str, key: bytes, value: bytes | None) -> tuple[int, int]:
+    async def __call__(
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+    ) -> tuple[int, int]:
         """Record one write and acknowledge it, or raise `fail`."""
         if self.fail is not None:
             raise self.fail
-        write = Write(topic, key, value, 0, len(self.to(topic)))
+        write = Write(topic, key, value, 0, len(self.to(topic)), tuple(headers or ()))
         self.writes.append(write)
         if self.on_write is not None:
             self.on_write(write)

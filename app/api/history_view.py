@@ -12,8 +12,8 @@ from app.api.routing import (
     SERVED_BY_HEADER,
     forward_get,
     key_partition,
-    owner_of,
-    same_url,
+    owner_url,
+    this_url,
 )
 from app.serialization import JSONDecodeError, loads
 
@@ -25,22 +25,15 @@ def history_owner(ctx: ApiContext, automation_id: str, *, forwarded: bool) -> st
 
     Raises ApiError 503 while the partition has no owner or is moving.
     """
-    me = _me(ctx)
     partition = key_partition(automation_id.encode(), ctx.history.partitions)
-    metadata = ctx.app.router.table_metadata(ctx.history.name)
-    owner = owner_of(metadata, ctx.history.changelog_topic, partition)
-    if owner is None or ctx.app.rebalancing:
-        raise ApiError(
-            503,
-            "history partitions are being (re)assigned; retry",
-            headers={"Retry-After": "1"},
-        )
-    if same_url(owner, me):
-        return None
-    if forwarded:
-        # The sender thinks we own it and we think it does not: a rebalance is moving it.
-        raise ApiError(503, "history partition is moving; retry", headers={"Retry-After": "1"})
-    return owner
+    return owner_url(
+        ctx.app,
+        ctx.history.name,
+        ctx.history.changelog_topic,
+        partition,
+        forwarded=forwarded,
+        what="history",
+    )
 
 
 def local_history(ctx: ApiContext, automation_id: str, limit: int) -> dict[str, Any]:
@@ -72,8 +65,7 @@ async def read_history(ctx: ApiContext, automation_id: str, limit: int) -> dict[
 
 
 def _me(ctx: ApiContext) -> str:
-    # The URL this worker announced to the group (settings.advertised_url).
-    return str(ctx.app.conf.canonical_url).rstrip("/")
+    return this_url(ctx.app)
 
 
 class HistoryView(ApiView):

@@ -22,7 +22,9 @@ __all__ = [
     "MAX_BODY_BYTES",
     "ApiContext",
     "ApiView",
+    "DeliveryRecords",
     "HistoryReader",
+    "RoutedTableInfo",
     "read_body",
     "read_object",
 ]
@@ -33,8 +35,8 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
 
 
-class HistoryReader(Protocol):
-    """What the history view needs of the `history` table (app.stream.history_table)."""
+class RoutedTableInfo(Protocol):
+    """A table whose requests go to the worker holding the key's partition."""
 
     @property
     def name(self) -> str:
@@ -48,11 +50,27 @@ class HistoryReader(Protocol):
 
     @property
     def partitions(self) -> int:
-        """Partitions of the table (and of `action-results`)."""
+        """Partitions of the table (and of the topic it is co-partitioned with)."""
         ...
+
+
+class HistoryReader(RoutedTableInfo, Protocol):
+    """What the history view needs of the `history` table (app.stream.history_table)."""
 
     def get(self, automation_id: str) -> dict[str, Any]:
         """One automation's history as this worker holds it."""
+        ...
+
+
+class DeliveryRecords(RoutedTableInfo, Protocol):
+    """What the ingest views need of the deliveries table (app.stream.deliveries)."""
+
+    def seen(self, event_id: str) -> bool:
+        """Whether this delivery's event was written (and has not expired)."""
+        ...
+
+    async def record(self, event_id: str, topic: str, partition: int, offset: int) -> None:
+        """Record where the delivery's event was written."""
         ...
 
 
@@ -69,7 +87,10 @@ class ApiContext:
     # route a history request to the worker owning the partition.
     app: Any
     # Webhook deliveries this worker published lately (a retry publishes nothing new).
+    # Claims concurrent retries of one delivery on the worker owning its partition.
     deliveries: RecentDeliveries = field(default_factory=lambda: RecentDeliveries(900.0))
+    # Deliveries written, shared by the group; None: this worker's memory only (tests).
+    delivery_records: DeliveryRecords | None = None
 
 
 async def read_body(request: Any, limit: int) -> bytes:

@@ -90,7 +90,10 @@ def _ingest(summary: str, operation: str, description: str) -> dict[str, Any]:
                 "401": _error("bad or missing signature, stale timestamp, or no secret set"),
                 "413": _error("over max_event_bytes"),
                 "422": _error("a field the mapping needs is missing or invalid"),
-                "503": _error("Kafka did not take the event"),
+                "503": _error(
+                    "Kafka did not take the event, or the event's partition has no owner, "
+                    "is moving, or its worker did not answer"
+                ),
             },
         }
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from app.api.auth import check_safe_bind
@@ -9,7 +10,7 @@ from app.api.console import define_console
 from app.api.console.views import RecentDeadLetters
 from app.api.dryrun import dry_run_of_request
 from app.api.history_view import HistoryView
-from app.api.http import ApiContext, ApiView, HistoryReader, read_object
+from app.api.http import ApiContext, ApiView, DeliveryRecords, HistoryReader, read_object
 from app.api.ingest_view import EventsView, MlflowIngestView, WandbIngestView
 from app.api.openapi import openapi_bytes
 from app.api.problems import ApiError
@@ -143,8 +144,15 @@ _ROUTES: tuple[tuple[str, type[ApiView]], ...] = (
 
 
 def _producer_send(app: Any) -> Send:
-    async def send(topic: str, key: bytes, value: bytes | None) -> tuple[int, int]:
-        metadata = await app.producer.send_and_wait(topic, key, value, None, None, None)
+    async def send(
+        topic: str,
+        key: bytes,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+    ) -> tuple[int, int]:
+        metadata = await app.producer.send_and_wait(
+            topic, key, value, None, None, list(headers) if headers else None
+        )
         return int(metadata.partition), int(metadata.offset)
 
     return send
@@ -159,12 +167,15 @@ def define_api(
     history: HistoryReader,
     send: Send | None = None,
     dead_letters: RecentDeadLetters | None = None,
+    deliveries: DeliveryRecords | None = None,
 ) -> ApiContext:
     """Refuse an unsafe bind, then register every route on the Faust app's web server.
 
     ``send`` produces a record and waits for Kafka's acknowledgement; by default the
     app's producer (tests pass a fake, e.g. ``app.testing.RecordingWrites``);
-    ``dead_letters`` feeds the console's dead-letter page (by default it reads the topic).
+    ``dead_letters`` feeds the console's dead-letter page (by default it reads the topic);
+    ``deliveries`` are the webhook deliveries written (the worker's table; without, each
+    worker deduplicates in its memory only).
     """
     check_safe_bind(settings)
     if send is None:
@@ -177,6 +188,7 @@ def define_api(
         send=send,
         app=app,
         deliveries=RecentDeliveries(settings.ingest_dedup_seconds),
+        delivery_records=deliveries,
     )
     for path, view in _ROUTES:
         # A subclass per worker: two workers in one process (tests) keep their own context.

@@ -1,4 +1,4 @@
-"""Which worker holds a key of a partitioned table, and forwarding a GET to it.
+"""Which worker holds a key of a partitioned table, and forwarding a request to it.
 
 Faust's `app.table_route` forwards to the owner too, but it would bounce a request
 between two workers whose assignments disagree during a rebalance, has no timeout
@@ -25,10 +25,13 @@ __all__ = [
     "FORWARDED_HEADER",
     "SERVED_BY_HEADER",
     "Forwarded",
+    "forward",
     "forward_get",
     "key_partition",
     "owner_of",
+    "owner_url",
     "same_url",
+    "this_url",
 ]
 
 FORWARDED_HEADER = "Hookstream-Forwarded-By"
@@ -51,6 +54,32 @@ def owner_of(metadata: Mapping[str, Mapping[str, Any]], topic: str, partition: i
     return None
 
 
+def owner_url(
+    app: Any, table: str, changelog_topic: str, partition: int, *, forwarded: bool, what: str
+) -> str | None:
+    """The URL of the worker holding `partition` of a table; None when it is this one.
+
+    Raises ApiError 503 while the partition has no owner or is moving (`what` names it).
+    """
+    me = this_url(app)
+    owner = owner_of(app.router.table_metadata(table), changelog_topic, partition)
+    if owner is None or app.rebalancing:
+        raise ApiError(
+            503, f"{what} partitions are being (re)assigned; retry", headers={"Retry-After": "1"}
+        )
+    if same_url(owner, me):
+        return None
+    if forwarded:
+        # The sender thinks we own it and we think it does not: a rebalance is moving it.
+        raise ApiError(503, f"{what} partition is moving; retry", headers={"Retry-After": "1"})
+    return owner
+
+
+def this_url(app: Any) -> str:
+    """The URL this worker announced to the group (settings.advertised_url)."""
+    return str(app.conf.canonical_url).rstrip("/")
+
+
 def same_url(a: str, b: str) -> bool:
     """Whether two base URLs name the same host and port."""
     left, right = URL(a), URL(b)
@@ -70,20 +99,40 @@ async def forward_get(
     session: aiohttp.ClientSession, owner: str, path_qs: str, me: str, timeout: float
 ) -> Forwarded:
     """GET `path_qs` from the owner; raises ApiError 503 when it does not answer."""
+    return await forward(session, "GET", owner, path_qs, me, timeout, what="history")
+
+
+async def forward(
+    session: aiohttp.ClientSession,
+    method: str,
+    owner: str,
+    path_qs: str,
+    me: str,
+    timeout: float,
+    *,
+    what: str,
+    body: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Forwarded:
+    """Send the request to the worker holding `what`, with the hop header; raises
+    ApiError 503 when it does not answer."""
     url = owner.rstrip("/") + path_qs
+    sent = {**(headers or {}), FORWARDED_HEADER: me}
     try:
-        async with session.get(
+        async with session.request(
+            method,
             url,
-            headers={FORWARDED_HEADER: me},
+            data=body,
+            headers=sent,
             timeout=aiohttp.ClientTimeout(total=timeout),
         ) as response:
-            body = await response.read()
+            answer = await response.read()
             served_by = response.headers.get(SERVED_BY_HEADER, owner)
-            return Forwarded(response.status, body, served_by)
+            return Forwarded(response.status, answer, served_by)
     except (aiohttp.ClientError, TimeoutError) as exc:
         detail = str(exc) or type(exc).__name__
         raise ApiError(
             503,
-            f"the worker holding this history ({owner}) did not answer: {detail}",
+            f"the worker holding this {what} ({owner}) did not answer: {detail}",
             headers={"Retry-After": "1"},
         ) from exc

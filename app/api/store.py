@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -27,8 +27,19 @@ __all__ = ["AppliedRules", "AutomationStore", "Send", "WriteResult"]
 
 log = logging.getLogger(__name__)
 
-# (topic, key, value) -> (partition, offset) once Kafka has acknowledged the record.
-Send = Callable[[str, bytes, bytes | None], Awaitable[tuple[int, int]]]
+
+class Send(Protocol):
+    """Produce a record; (partition, offset) once Kafka has acknowledged it."""
+
+    def __call__(
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+    ) -> Awaitable[tuple[int, int]]:
+        """Send one record (with Kafka headers when given)."""
+        ...
 
 
 class AppliedRules(Protocol):

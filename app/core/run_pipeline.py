@@ -29,6 +29,7 @@ from app.contract.runs import (
     run_event_filter,
 )
 from app.contract.timestamps import iso_z
+from app.core.cloudevents import from_kafka
 from app.core.matching import CompiledAutomation
 from app.core.pipeline import MessageSource, Outbound, Pipeline, ProcessResult
 from app.core.run_windows import (
@@ -300,7 +301,9 @@ class RunPipeline:
             return _dead(unread)
         assert raw is not None  # a null value is unreadable
         try:
-            record, received = parse_run_record(raw, pipeline.max_event_bytes)
+            # A CloudEvent (binary or structured mode) carries the run record as its data.
+            payload = from_kafka(source.headers, raw) if source.headers else raw
+            record, received = parse_run_record(payload, pipeline.max_event_bytes)
         except InvalidEventError as exc:
             return _dead(pipeline.dead_letter(raw, source, exc))
         path = record.run_path

@@ -81,6 +81,11 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     # the other event topics) and the run-state table's changelog.
     specs.append(TopicSpec(settings.run_events_topic, n, dict(limit)))
     specs.append(TopicSpec(settings.run_state_changelog_topic, n, {**compacted, **limit}))
+    # Webhook deliveries written (issue 17): an entry is of no use past its expiry, so
+    # the broker deletes what is older too (the worker's purge sends tombstones sooner).
+    retention = str(int(settings.ingest_deliveries_ttl_seconds * 1000))
+    expiring = {**compacted, "cleanup.policy": "compact,delete", "retention.ms": retention}
+    specs.append(TopicSpec(settings.deliveries_changelog_topic, n, expiring))
     return specs
 
 

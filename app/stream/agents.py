@@ -20,6 +20,7 @@ from app.core.history import execution_records
 from app.core.pipeline import Pipeline, ProcessResult
 from app.stream.acks import OrderedAcks
 from app.stream.aliases import TableAliasPointers
+from app.stream.deliveries import DeliveryGuard
 from app.stream.flushes import StateFlush
 from app.stream.metrics import WorkerMetrics
 
@@ -50,6 +51,7 @@ class EventPath:
         metrics: WorkerMetrics,
         dlq_topic: str,
         history_topic: str | None,
+        deliveries: DeliveryGuard | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.aliases = aliases
@@ -59,6 +61,8 @@ class EventPath:
         self.metrics = metrics
         self.dlq_topic = dlq_topic
         self.history_topic = history_topic
+        # Repeated webhook deliveries are dropped (only records with the delivery header).
+        self.deliveries = deliveries
 
     async def handle(self, events: Sequence[Any]) -> None:
         """Decide a batch, queue what it produced, and hand it to the acknowledgements."""
@@ -71,11 +75,14 @@ class EventPath:
         send = self.send
         dlq = self.dlq_topic
         history = self.history_topic
+        deliveries = self.deliveries
         sent: list[Awaitable[Any]] = []
         results: list[ProcessResult] = []
         now: datetime | None = None
         for event in events:
             message = event.message
+            if deliveries is not None and message.headers and deliveries.repeated(event):
+                continue
             aliases.event = event
             result = process(message.value, aliases=aliases, source=message)
             results.append(result)
@@ -98,6 +105,8 @@ class EventPath:
         aliases.event = None
         # The alias changes reach the changelog with the next flush; the acks wait for it.
         sent.append(self.state.after_batch())
+        if deliveries is not None:
+            sent.extend(deliveries.flush())
         self.acks.submit(events, sent)
         if events:
             # An agent reads one topic, so a batch is all of one topic.

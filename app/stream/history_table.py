@@ -29,6 +29,7 @@ from app.core.history import apply_result, empty_history, fit_history, read_resu
 from app.core.limits import RecordLimits
 from app.settings import Settings
 from app.stream.context import current_event_of
+from app.stream.routed import RoutedTable
 
 __all__ = ["HISTORY_TABLE", "HistoryTable", "define_history", "fold_chunk"]
 
@@ -40,22 +41,8 @@ HISTORY_CHUNK = 1000
 HISTORY_CHUNK_SECONDS = 0.05
 
 
-class HistoryTable:
+class HistoryTable(RoutedTable):
     """Read side of the `history` table (this worker's partitions only)."""
-
-    def __init__(self, table: Any, partitions: int) -> None:
-        self.table = table
-        self.partitions = partitions
-
-    @property
-    def name(self) -> str:
-        """The table's name (as app.router knows it)."""
-        return str(self.table.name)
-
-    @property
-    def changelog_topic(self) -> str:
-        """The changelog topic whose partition owners serve the table."""
-        return str(self.table.changelog_topic.get_topic_name())
 
     def get(self, automation_id: str) -> dict[str, Any]:
         """The history of one automation; empty when it never fired here."""

@@ -54,6 +54,13 @@ class WorkerMetrics:
             ["topic"],
             registry=registry,
         )
+        self.repeated_deliveries_dropped = Counter(
+            "hookstream_repeated_deliveries_dropped_total",
+            "Webhook deliveries dropped by the event path as a repeat of one written "
+            "earlier (no jobs, no history), by event topic.",
+            ["topic"],
+            registry=registry,
+        )
         self.automations_loaded = Gauge(
             "hookstream_automations_loaded",
             "Automations in this worker's rule book.",

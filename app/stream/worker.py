@@ -35,6 +35,12 @@ from app.stream.automations import (
     RuleBook,
     define_automations_table,
 )
+from app.stream.deliveries import (
+    DeliveryGuard,
+    DeliveryLedger,
+    define_delivery_purge,
+    define_delivery_table,
+)
 from app.stream.flushes import ChangelogSend, StateFlush, flush_on_revoke
 from app.stream.health import define_health_views
 from app.stream.history_table import define_history
@@ -102,6 +108,7 @@ class Hookstream:
         for topic in (settings.registry_events_topic, settings.artifact_events_topic):
             self.metrics.dead_letters.labels(topic)
             self.metrics.alias_pointers_dropped.labels(topic)
+            self.metrics.repeated_deliveries_dropped.labels(topic)
         self.automations = define_automations_table(
             self.app, settings.automations_topic, self.rulebook
         )
@@ -115,6 +122,14 @@ class Hookstream:
             send=self._changelog_send(self.alias_table),
         )
         flush_on_revoke(self.app, self.alias_flush, self.alias_state.forget)
+        # Webhook deliveries written (issue 17): one event per delivery across workers.
+        self.deliveries = DeliveryLedger(
+            define_delivery_table(self.app, settings.topic_partitions),
+            self.metrics.repeated_deliveries_dropped,
+            ttl=settings.ingest_deliveries_ttl_seconds,
+            cap=settings.ingest_deliveries_per_partition,
+        )
+        define_delivery_purge(self.app, self.deliveries)
         history_topic = settings.action_results_topic if settings.history_enabled else None
         # One agent per event topic, each with its own acknowledgement chain.
         self.event_paths: dict[str, EventPath] = {}
@@ -129,6 +144,7 @@ class Hookstream:
                 metrics=self.metrics,
                 dlq_topic=settings.dlq_topic,
                 history_topic=history_topic,
+                deliveries=DeliveryGuard(self.deliveries),
             )
             self.event_paths[name] = path
             self.event_agents[name] = define_event_agent(
@@ -173,7 +189,12 @@ class Hookstream:
         define_health_views(self.app, self.readiness, self.registry)
         self.history = define_history(self.app, settings, self.pipeline.limits)
         self.api = define_api(
-            self.app, settings, index=self.index, rulebook=self.rulebook, history=self.history
+            self.app,
+            settings,
+            index=self.index,
+            rulebook=self.rulebook,
+            history=self.history,
+            deliveries=self.deliveries,
         )
         define_lag_timer(self.app, self.lag, self.lag_gauge)
 

@@ -26,6 +26,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from app.api.console.views import RecentDeadLetters
+from app.api.http import DeliveryRecords
 from app.api.routes import define_api
 from app.contract.automations import Automation
 from app.core.matching import AutomationIndex
@@ -56,6 +57,7 @@ class Rig:
     """A Faust app with the API routes, a rule book, and the recorded writes.
 
     `automations` start in the rule book; `dead_letters` feeds the console's page;
+    `deliveries` are the webhook deliveries written (routed by `canonical_url`);
     `overrides` change the settings (e.g. `api_token`).
     """
 
@@ -63,6 +65,8 @@ class Rig:
         self,
         automations: Iterable[Automation] = (),
         dead_letters: RecentDeadLetters | None = None,
+        deliveries: DeliveryRecords | None = None,
+        canonical_url: str | None = None,
         **overrides: Any,
     ) -> None:
         self.settings = Settings(
@@ -75,6 +79,7 @@ class Rig:
             store="memory://",
             autodiscover=False,
             web_enabled=True,
+            canonical_url=canonical_url,
         )
         self.index = AutomationIndex(automations)
         self.rulebook = RuleBook(self.index)
@@ -89,6 +94,7 @@ class Rig:
             history=FakeHistory(),
             send=self.writes,
             dead_letters=dead_letters,
+            deliveries=deliveries,
         )
 
     def _read_back(self, write: Write) -> None:

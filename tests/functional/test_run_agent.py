@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -315,3 +316,39 @@ async def test_direct_changelog_sends_hold_the_acks_until_acknowledged() -> None
             assert event.message.acked
     finally:
         rig.close()
+
+
+@pytest.mark.parametrize("mode", ["binary", "structured"])
+async def test_a_run_record_as_a_cloudevent_fires_like_a_plain_one(rig: Rig, mode: str) -> None:
+    """CloudEvents 1.0 on run-events, in binary (ce_ headers) and structured mode
+    (content-type application/cloudevents+json), made by the `cloudevents` package: the
+    data is the RUN_STATE record without event_type and occurred_at, which come from
+    the CloudEvent's type and time; the run automation fires, and the job's event_id
+    is the CloudEvent's id."""
+    from cloudevents.core.bindings import kafka
+    from cloudevents.core.v1.event import CloudEvent
+
+    record = loads(run_state_bytes("finished"))
+    del record["event_type"], record["occurred_at"]
+    cloud = CloudEvent(
+        attributes={
+            "type": "com.example.runs.RUN_STATE",
+            "source": "/trainer",
+            "id": f"ce-run-{mode}",
+            "time": datetime(2026, 12, 1, 12, 0, tzinfo=UTC),
+            "datacontenttype": "application/json",
+        },
+        data=record,
+    )
+    make = kafka.to_binary_event if mode == "binary" else kafka.to_structured_event
+    message = make(cloud)
+    headers = list(message.headers.items())
+    async with rig.agent.test_context() as ctx:
+        await ctx.put(message.value, key=KEY, partition=1, headers=headers)
+        assert await until(lambda: bool(rig.send.to(ACTION_TOPICS["webhook"])), 2.0, 0.005)
+    [job] = rig.send.to(ACTION_TOPICS["webhook"])
+    parsed = parse_action_job(job.value)
+    assert parsed.automation_id == "done"
+    assert parsed.event_id == f"ce-run-{mode}"
+    assert parsed.event["occurred_at"].startswith("2026-12-01T12:00:00")
+    assert rig.send.to(DLQ) == []

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from app.producer import Producer
+from app.serialization import dumps
 from app.settings import Settings
 from tests.factories import event_dict, run_automation_dict
 from tests.integration.api_support import Reply, http, webhook_automation
@@ -207,14 +208,7 @@ def test_automation_asking_for_cloudevents_gets_jobs_with_ce_headers(
     `cloudevents` package reads as a CloudEvent whose id is the job id."""
     from cloudevents.core.bindings import kafka
 
-    delivery = mlflow_delivery(
-        "model_version_alias.created",
-        {"name": "fraud", "alias": "ce-alias", "version": "6"},
-        MLFLOW_SECRET,
-    )
-    reply = post(worker, "/ingest/mlflow", delivery)
-    assert reply.status == 202, reply.body
-    event_id = reply.json["event_id"]
+    _, event_id = published_alias(worker, "ce-alias", "6")
     [job] = records_of(settings, settings.webhook_topic, event_id)
     with TopicReader(settings.kafka_bootstrap_servers, [settings.webhook_topic]) as reader:
         assert reader.wait(
@@ -228,36 +222,6 @@ def test_automation_asking_for_cloudevents_gets_jobs_with_ce_headers(
     assert cloud.get_id() == job["job_id"]
     assert cloud.get_type() == "io.hookstream.job.webhook"
     assert cloud.get_subject() == event_id
-
-
-def test_a_retry_reaching_another_worker_carries_the_same_event_and_job_ids(
-    worker: WorkerProcess, settings: Settings, tmp_path: Path
-) -> None:
-    """Per-worker memory does not span workers: a second worker writes the retry again,
-    with the same event id, so every job of it has the job id of the first (what the
-    dispatchers deduplicate on). Deliveries to the first worker stay one record."""
-    delivery = mlflow_delivery(
-        "model_version_alias.created",
-        {"name": "fraud", "alias": "champion", "version": "8"},
-        MLFLOW_SECRET,
-    )
-    assert post(worker, "/ingest/mlflow", delivery).status == 202
-    other = WorkerProcess(settings, tmp_path / "other.log", web_port=free_port())
-    try:
-        other.start()
-        second = post(other, "/ingest/mlflow", delivery)
-        assert second.status == 202, second.body
-    finally:
-        other.stop()
-    event_id = second.json["event_id"]
-    assert len(records_of(settings, settings.registry_events_topic, event_id)) == 2
-
-    def both_jobs() -> list[dict[str, Any]] | None:
-        jobs = records_of(settings, settings.webhook_topic, event_id)
-        return jobs if len(jobs) == 2 else None
-
-    jobs = eventually(both_jobs, timeout=60)
-    assert jobs[0]["job_id"] == jobs[1]["job_id"]
 
 
 def test_producer_run_state_becomes_a_job_of_a_run_automation(
@@ -279,3 +243,110 @@ def test_producer_run_state_becomes_a_job_of_a_run_automation(
     job = eventually(mine, timeout=30)
     assert job["automation_id"] == "run-ended"
     assert job["event_type"] == "RUN_STATE"
+
+
+def published_alias(worker: WorkerProcess, alias: str, version: str) -> tuple[Delivery, str]:
+    """An MLflow-signed model_version_alias.created of `fraud`, posted: 202; its event id."""
+    delivery = mlflow_delivery(
+        "model_version_alias.created",
+        {"name": "fraud", "alias": alias, "version": version},
+        MLFLOW_SECRET,
+    )
+    reply = post(worker, "/ingest/mlflow", delivery)
+    assert reply.status == 202, reply.body
+    return delivery, str(reply.json["event_id"])
+
+
+def post_settled(worker: WorkerProcess, path: str, delivery: Delivery) -> Reply:
+    """POST as a sender retrying a 503 (partitions being assigned) does, up to a minute."""
+
+    def answered() -> Reply | None:
+        reply = post(worker, path, delivery)
+        if reply.status == 503:
+            assert "retry" in reply.json["error"], reply.body
+            return None
+        return reply
+
+    return eventually(answered, timeout=60)
+
+
+def one_event_and_one_job(settings: Settings, event_id: str) -> None:
+    """The delivery is one record on registry-events and one job on actions.webhook."""
+    assert len(records_of(settings, settings.registry_events_topic, event_id)) == 1
+    assert len(records_of(settings, settings.webhook_topic, event_id)) == 1
+
+
+def test_a_retry_reaching_another_worker_publishes_nothing_new(
+    worker: WorkerProcess, settings: Settings, tmp_path: Path
+) -> None:
+    """A second worker of the group takes the retry: it is decided by the worker owning
+    the event's partition (forwarded there, or the second worker took the partition
+    over with the ingest-deliveries table restored): 200 duplicate, and the delivery
+    stays one event record and one job."""
+    delivery, event_id = published_alias(worker, "champion", "8")
+    other = WorkerProcess(settings, tmp_path / "other.log", web_port=free_port())
+    try:
+        other.start()
+        second = post_settled(other, "/ingest/mlflow", delivery)
+        assert second.status == 200, second.body
+        assert second.json == {"published": False, "duplicate": True, "event_id": event_id}
+        third = post_settled(worker, "/ingest/mlflow", delivery)
+        assert third.json.get("duplicate") is True, third.body
+    finally:
+        other.stop()
+    worker.wait_ready()
+    one_event_and_one_job(settings, event_id)
+
+
+def test_a_retry_after_a_restart_publishes_nothing_new(
+    worker: WorkerProcess, settings: Settings
+) -> None:
+    """The worker is stopped and started again (same store dir): its memory is gone, the
+    ingest-deliveries table is not, so MLflow's retry answers 200 duplicate and the
+    delivery stays one event record and one job."""
+    delivery, event_id = published_alias(worker, "champion", "9")
+    worker.stop()
+    worker.start()
+    retry = post_settled(worker, "/ingest/mlflow", delivery)
+    assert retry.status == 200, retry.body
+    assert retry.json == {"published": False, "duplicate": True, "event_id": event_id}
+    one_event_and_one_job(settings, event_id)
+
+
+def test_a_copy_written_by_a_producer_retry_makes_no_second_job(
+    worker: WorkerProcess, settings: Settings
+) -> None:
+    """Two records on registry-events carrying the same `hookstream-delivery` header (a
+    race between workers, or a producer retrying on its own): the worker makes the job
+    of the first only and counts the second in hookstream_repeated_deliveries_dropped_total."""
+    from app.core.deliveries import DELIVERY_HEADER
+    from app.kafka.clients import producer
+
+    event_id = f"retried-{uuid.uuid4().hex[:8]}"
+    value = dumps(event_dict(event_id=event_id))
+
+    async def send_twice() -> None:
+        async with producer(settings.kafka_bootstrap_servers) as prod:
+            for _ in range(2):
+                await prod.send_and_wait(
+                    settings.registry_events_topic,
+                    value,
+                    key=b"acme/wandb-registry-model/mnist-classifier",
+                    headers=[(DELIVERY_HEADER, event_id.encode())],
+                )
+
+    asyncio.run(send_twice())
+    assert len(records_of(settings, settings.registry_events_topic, event_id)) == 2
+    [job] = records_of(settings, settings.webhook_topic, event_id)
+    assert job["automation_id"] == "acme-production"
+
+    def dropped() -> bool:
+        metrics = worker.get("/metrics").decode()
+        return any(
+            line.startswith("hookstream_repeated_deliveries_dropped_total{")
+            and settings.registry_events_topic in line
+            and not line.endswith(" 0.0")
+            for line in metrics.splitlines()
+        )
+
+    assert eventually(dropped, timeout=10)

@@ -14,7 +14,9 @@ def test_compacted_topics_roll_segments_so_the_cleaner_gets_to_them() -> None:
         changelog_min_cleanable_dirty_ratio=0.25,
     )
     specs = {spec.name: spec for spec in topic_specs(settings)}
-    compacted = {name for name, spec in specs.items() if spec.configs.get("cleanup.policy")}
+    compacted = {
+        name for name, spec in specs.items() if spec.configs.get("cleanup.policy") == "compact"
+    }
     assert compacted == {
         settings.automations_topic,
         settings.alias_pointers_topic,
@@ -31,6 +33,18 @@ def test_compacted_topics_roll_segments_so_the_cleaner_gets_to_them() -> None:
             "segment.bytes": str(8 * 1024 * 1024),
             "min.cleanable.dirty.ratio": "0.25",
         }, name
+
+
+def test_the_deliveries_changelog_is_compacted_and_deletes_past_the_expiry() -> None:
+    """ingest-deliveries: compact,delete with retention.ms the entries' expiry, so the
+    broker keeps no delivery longer than the worker would use it."""
+    settings = Settings(ingest_deliveries_ttl_seconds=3600)
+    [spec] = [s for s in topic_specs(settings) if s.name == settings.deliveries_changelog_topic]
+    assert spec.partitions == settings.topic_partitions
+    assert spec.configs["cleanup.policy"] == "compact,delete"
+    assert spec.configs["retention.ms"] == "3600000"
+    assert spec.configs["min.compaction.lag.ms"] == "0"
+    assert settings.deliveries_changelog_topic in settings.reserved_topics
 
 
 def test_default_store_is_rocksdb_and_segments_close_within_minutes() -> None:

@@ -12,6 +12,7 @@ from app.api.store import AutomationStore
 from app.core.matching import AutomationIndex
 from app.settings import Settings
 from app.stream.automations import RuleBook
+from app.testing import RecordingWrites, Write
 
 
 def webhook_automation(automation_id: str) -> dict[str, Any]:
@@ -25,21 +26,18 @@ def webhook_automation(automation_id: str) -> dict[str, Any]:
     }
 
 
-class FakeTopic:
+class FakeTopic(RecordingWrites):
     """Records writes; applies them to the rule book unless `lagging`."""
 
     def __init__(self, rulebook: RuleBook, *, lagging: bool = False) -> None:
+        super().__init__(on_write=self._apply)
         self.rulebook = rulebook
         self.lagging = lagging
-        self.writes: list[tuple[bytes, bytes | None]] = []
 
-    async def send(self, topic: str, key: bytes, value: bytes | None) -> tuple[int, int]:
-        offset = len(self.writes)
-        self.writes.append((key, value))
+    def _apply(self, write: Write) -> None:
         if not self.lagging:
-            self.rulebook.apply(key, value)
-            self.rulebook.advance(0, offset + 1)
-        return 0, offset
+            self.rulebook.apply(write.key, write.value)
+            self.rulebook.advance(0, write.offset + 1)
 
 
 def store(*, lagging: bool = False, wait: float = 5.0) -> tuple[AutomationStore, FakeTopic]:
@@ -49,7 +47,7 @@ def store(*, lagging: bool = False, wait: float = 5.0) -> tuple[AutomationStore,
     rulebook = RuleBook(index)
     rulebook.ready.set()
     topic = FakeTopic(rulebook, lagging=lagging)
-    return AutomationStore(settings, index, rulebook, topic.send), topic
+    return AutomationStore(settings, index, rulebook, topic), topic
 
 
 def run(coro: Any) -> Any:
@@ -85,7 +83,7 @@ def test_a_write_not_read_back_in_time_is_flagged_not_lost() -> None:
     automations, topic = store(lagging=True, wait=0.05)
     result = run(automations.create(webhook_automation("slow")))
     assert (result.outcome, result.applied) == ("created", False)
-    assert topic.writes[0][0] == b"slow"
+    assert topic.writes[0].key == b"slow"
 
 
 def test_loading_rule_book_answers_503() -> None:
