@@ -35,6 +35,7 @@ from app.stream.runs import RunPath, TableRunStore, define_run_agent, define_run
 from app.testing import RecordingSend
 from tests.factories import (
     ACTION_TOPICS,
+    AVG_LOSS_FILTER,
     NOW,
     run_automation_dict,
     run_metric_bytes,
@@ -47,14 +48,7 @@ DLQ = "events.dlq"
 PARTITIONS = 4
 PATH = "acme/mnist/run-1"
 KEY = PATH.encode()
-LOW_LOSS = {
-    "run_metric_filter": {
-        "threshold_filter": {
-            "name": "loss", "agg_op": "AVERAGE", "window_size": 2, "cmp_op": "$lt",
-            "threshold": 0.5,
-        }
-    }
-}  # fmt: skip
+LOW_LOSS = AVG_LOSS_FILTER
 
 
 class Rig:

@@ -18,30 +18,30 @@ from app.contract.dead_letters import DeadLetter
 from app.core.matching import AutomationIndex
 from app.core.pipeline import Pipeline, SourceInfo
 from app.core.run_explain import AutomationVerdict, RunExplainer, is_run_record
-from app.core.run_pipeline import MemoryRunStore, RunPipeline, RunRules, run_variables
-from app.core.run_windows import Verdict
+from app.core.run_pipeline import (
+    MemoryRunStore,
+    RunPipeline,
+    RunResult,
+    RunRules,
+    run_variables,
+)
+from app.core.run_windows import Firing, Verdict
 from app.lang.templating import VARIABLES, compile_template
 from app.serialization import dumps, loads
 from tests.factories import (
     ACTION_TOPICS,
+    AVG_LOSS_FILTER,
     NOW,
     automation_dict,
     event_bytes,
     run_automation_dict,
     run_metric_bytes,
+    run_state_bytes,
     run_stream,
     run_stream_automations,
-    run_state_bytes,
 )
 
-AVG_LOSS = {
-    "run_metric_filter": {
-        "threshold_filter": {
-            "name": "loss", "agg_op": "AVERAGE", "window_size": 2, "cmp_op": "$lt",
-            "threshold": 0.5,
-        }
-    }
-}  # fmt: skip
+AVG_LOSS = AVG_LOSS_FILTER
 FINISHED = {"run_state_filter": {"states": ["FINISHED"]}}
 
 
@@ -78,9 +78,13 @@ def test_threshold_verdicts_say_undefined_false_fired_and_edge_with_values_and_w
     assert seen[0].reasons == ["undefined: metric 'loss' has 1 of the 2 values the condition reads"]
     assert seen[0].window == [0.9]
     assert seen[1].reasons == ["the condition is false at 0.8"]
-    assert (seen[1].value, seen[1].window) == (pytest.approx(0.8), [0.9, 0.7])
-    assert (seen[2].reasons, seen[2].value, seen[2].window) == ([], pytest.approx(0.45), [0.7, 0.2])
-    assert seen[2].outbound is not None and seen[2].outbound.topic == ACTION_TOPICS["webhook"]
+    assert seen[1].value == pytest.approx(0.8)
+    assert seen[1].window == [0.9, 0.7]
+    assert seen[2].reasons == []
+    assert seen[2].value == pytest.approx(0.45)
+    assert seen[2].window == [0.7, 0.2]
+    assert seen[2].outbound is not None
+    assert seen[2].outbound.topic == ACTION_TOPICS["webhook"]
     assert "edge" in seen[3].reasons[0]
     assert seen[4].reasons == ["the condition is false at 0.5"]
 
@@ -101,7 +105,9 @@ def test_cooldown_ignored_steps_and_run_filter_are_explained() -> None:
     cooling = feeder.verdicts(run_metric_bytes(2, {"loss": 0.1}))
     assert cooling["loss-watch"].reasons[0].startswith("inside the cooldown of 60 s")
     assert cooling["bob-only"].reasons[0] == "the run filter does not match this run"
-    assert cooling["bob-only"].reasons[1:] == ['filter.user: user is "alice", which fails $eq "bob"']
+    assert cooling["bob-only"].reasons[1:] == [
+        'filter.user: user is "alice", which fails $eq "bob"'
+    ]
     again = feeder.verdicts(run_metric_bytes(2, {"loss": 0.1}))
     assert again["loss-watch"].reasons == [
         "step 2 is not after step 2, the last of metric 'loss': the value is ignored"
@@ -194,9 +200,10 @@ def test_is_run_record_reads_the_event_type() -> None:
 
 
 # Variables that only speak of an artifact: a run job renders them empty.
-ARTIFACT_ONLY = frozenset(name for name in VARIABLES if name.startswith(("artifact_", "source_"))) | {
-    "alias", "tag", "registry_name", "previous_version",
-}  # fmt: skip
+ARTIFACT_ONLY = frozenset(
+    {name for name in VARIABLES if name.startswith(("artifact_", "source_"))}
+    | {"alias", "tag", "registry_name", "previous_version"}
+)
 METRIC_SPECS = {
     "RUN_METRIC": AVG_LOSS,
     "RUN_METRIC_CHANGE": {"run_metric_filter": {"change_filter": {
@@ -223,17 +230,19 @@ def test_no_run_default_renders_an_empty_or_artifact_only_variable(event: str, k
     template = payload if kind == "webhook" else title
     assert getattr(parsed.action, "payload" if kind == "webhook" else "title") == template
     names = set(compile_template(template).variables)
-    assert names and not names & ARTIFACT_ONLY
+    assert names
+    assert not names & ARTIFACT_ONLY
     assert {"run_path", "event_type"} <= names
     records = [run_state_bytes("finished")] if event == "RUN_STATE" else RECORDS
     feeder = Feeder(automation)
-    fired = []
+    fired: list[tuple[RunResult, Firing]] = []
     for number, raw in enumerate(records):
         result = feeder.explainer.feed(raw, SourceInfo("run-events", 0, number)).result
         fired.extend((result, firing) for firing in result.firings)
     assert len(fired) == 1, "the records make the automation fire once"
     result, firing = fired[0]
-    assert result.record is not None and result.event_id is not None
+    assert result.record is not None
+    assert result.event_id is not None
     variables = run_variables(result.record, parsed.event, result.event_id, firing)  # type: ignore[arg-type]
     assert {name: variables[name] for name in names if variables[name] == ""} == {}
     job = loads(result.outbounds[0].value)
