@@ -21,10 +21,17 @@ from aiohttp.test_utils import TestClient, TestServer
 from app.api.console import views
 from app.api.console.views import PAGE_SIZE, DeadLetterRow
 from app.api.problems import ApiError
-from app.contract.automations import Automation
+from app.contract.automations import Automation, parse_automation
 from app.contract.timestamps import iso_z
 from app.serialization import dumps_str, loads
-from tests.factories import automation_dict, event_dict, make_automation
+from tests.factories import (
+    AVG_LOSS_FILTER,
+    automation_dict,
+    event_dict,
+    make_automation,
+    run_automation_dict,
+    run_metric_bytes,
+)
 from tests.functional.test_api_views import AUTOMATION, Rig
 
 TOKEN = "console-functional-token"
@@ -431,3 +438,33 @@ def test_the_rig_starts_with_the_given_automations() -> None:
     rig = Rig([make_automation(id="one"), make_automation(id="two")])
     assert sorted(c.id for c in rig.index) == ["one", "two"]
     assert isinstance(rig.index.get("one").automation, Automation)  # type: ignore[union-attr]
+
+
+async def test_run_automation_dry_run_page_lists_each_record() -> None:
+    """The console's example of a run automation is run records; its dry run a table of them."""
+    automation = parse_automation(run_automation_dict(AVG_LOSS_FILTER))
+    client = await _serve(Rig([automation]))
+    try:
+        base = f"/console/automations/{automation.id}"
+        example = await (await client.get(f"{base}/example")).text()
+        assert "RUN_METRIC" in example
+        assert "&#34;step&#34;: 0" in example
+        hit = await client.post(f"{base}/dry-run", data={})
+        html = await hit.text()
+        assert hit.status == 200, html
+        assert "It fires" in html
+        assert "The generated example records." in html
+        table = html.split('id="dry-run-records"')[1].split("</table>")[0]
+        cells = re.findall(r"<tr class=\"(ok|miss)\">", table)
+        assert cells.count("ok") == 1
+        assert "undefined: metric &#39;loss&#39; has 1 of the 2 values" in table
+        records = [
+            loads(run_metric_bytes(0, {"loss": 0.9})),
+            loads(run_metric_bytes(0, {"loss": "x"})),
+        ]
+        bad = await client.post(f"{base}/dry-run", data={"event": dumps_str(records)})
+        text = await bad.text()
+        assert bad.status == 422, text
+        assert "1.metrics.loss" in text
+    finally:
+        await client.close()
