@@ -23,8 +23,13 @@ from app.api.console.views import PAGE_SIZE, DeadLetterRow
 from app.api.problems import ApiError
 from app.contract.automations import Automation, parse_automation
 from app.contract.timestamps import iso_z
+from app.core.history import apply_result, read_result, run_execution_records
+from app.core.matching import AutomationIndex
+from app.core.pipeline import Pipeline, SourceInfo
+from app.core.run_pipeline import MemoryRunStore, RunPipeline, RunRules
 from app.serialization import dumps_str, loads
 from tests.factories import (
+    ACTION_TOPICS,
     AVG_LOSS_FILTER,
     automation_dict,
     event_dict,
@@ -468,3 +473,35 @@ async def test_run_automation_dry_run_page_lists_each_record() -> None:
         assert "1.metrics.loss" in text
     finally:
         await client.close()
+
+
+async def test_history_part_shows_run_executions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run automation's history (folded from its worker records) shows its firings."""
+    automation = parse_automation(run_automation_dict(AVG_LOSS_FILTER))
+    index = AutomationIndex([automation])
+    runs = RunPipeline(Pipeline(index, ACTION_TOPICS, 1 << 20), RunRules(list(index)))
+    store = MemoryRunStore()
+    state: Any = None
+    for offset, value in enumerate([0.9, 0.1, 0.1, 0.9, 0.9, 0.1, 0.1]):
+        raw = run_metric_bytes(offset, {"loss": value}, event_id=f"run-step-{offset}")
+        result = runs.process(raw, store=store, source=SourceInfo("run-events", 0, offset))
+        for rec in run_execution_records(result, datetime.now(UTC)):
+            read = read_result(rec.value, rec.headers)
+            assert read is not None
+            state = apply_result(state, read[0], read[1], 50)
+
+    async def canned(ctx: Any, automation_id: str, limit: int) -> dict[str, Any]:
+        return dict(state)
+
+    monkeypatch.setattr(views, "read_history", canned)
+    client = await _serve(Rig([automation]))
+    try:
+        html = await (await client.get(f"/console/automations/{automation.id}/history")).text()
+    finally:
+        await client.close()
+    assert '<dd id="counter-matched">2</dd>' in html
+    rows = html.split('id="executions"')[1]
+    assert rows.count("RUN_METRIC") == 2
+    assert "<code>run-step-6</code>" in rows
+    assert "<code>run-step-2</code>" in rows
+    assert "PENDING" in rows
