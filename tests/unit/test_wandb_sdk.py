@@ -498,7 +498,9 @@ def test_random_sdk_filters_fire_where_the_contract_says(
 def test_sdk_run_automations_without_payload_or_title_get_the_run_defaults() -> None:
     """OnRunMetric >> SendWebhook / OnRunState >> SendNotification: the run defaults."""
     metric = RunEvent.metric("loss").avg(3) < 0.2
-    hook = from_sdk(OnRunMetric(scope=ACME, filter=metric) >> SendWebhook(integration_id=HOOK))
+    # The SDK types event_type as required; its validator fills it (as in test_run_sdk).
+    on_metric: Any = OnRunMetric
+    hook = from_sdk(on_metric(scope=ACME, filter=metric) >> SendWebhook(integration_id=HOOK))
     assert hook.action.type == "webhook"
     assert hook.action.payload == DEFAULT_RUN_METRIC_PAYLOAD
     state = OnRunState(scope=ACME, filter=RunEvent.state.in_(["FINISHED"]))
