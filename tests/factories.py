@@ -13,6 +13,7 @@ from app.serialization import dumps
 
 __all__ = [
     "ACTION_TOPICS",
+    "AVG_LOSS_FILTER",
     "NOW",
     "automation_dict",
     "event_bytes",
@@ -125,6 +126,17 @@ _RUN: dict[str, Any] = {
     "config": {"lr": 0.01, "optimizer": {"name": "adam"}},
     "state": "running",
 }
+
+
+# A RUN_METRIC filter: the average loss of the last 2 values below 0.5.
+AVG_LOSS_FILTER: dict[str, Any] = {
+    "run_metric_filter": {
+        "threshold_filter": {
+            "name": "loss", "agg_op": "AVERAGE", "window_size": 2, "cmp_op": "$lt",
+            "threshold": 0.5,
+        }
+    }
+}  # fmt: skip
 
 
 def run_metric_dict(step: int, metrics: dict[str, Any], **overrides: Any) -> dict[str, Any]:

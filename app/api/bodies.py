@@ -8,6 +8,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.contract.automations import Automation
 from app.contract.events import Event
+from app.contract.runs import RunMetricRecord, RunStateRecord
+
+# A run automation's dry run takes one run record or several, in order.
+DryRunInput = Event | RunMetricRecord | RunStateRecord | list[RunMetricRecord | RunStateRecord]
 
 __all__ = [
     "AdHocDryRun",
@@ -18,6 +22,7 @@ __all__ = [
     "ErrorBody",
     "EventAccepted",
     "FieldError",
+    "RunRecordVerdict",
 ]
 
 
@@ -44,11 +49,15 @@ class AutomationList(BaseModel):
 
 
 class DryRun(BaseModel):
-    """POST /automations/{id}/test; without `event` a typed example event is generated."""
+    """POST /automations/{id}/test; without `event` a typed example event is generated.
+
+    A run automation takes a run record or an array of them (its examples: a few records
+    crossing its condition).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    event: Event | None = None
+    event: DryRunInput | None = None
 
 
 class AdHocDryRun(BaseModel):
@@ -57,7 +66,30 @@ class AdHocDryRun(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     automation: Automation
-    event: Event | None = None
+    event: DryRunInput | None = None
+
+
+class RunRecordVerdict(BaseModel):
+    """One run record of a run automation's dry run."""
+
+    index: int
+    event_type: str
+    run_path: str
+    step: int | None = Field(description="RUN_METRIC: the record's step")
+    state: str | None = Field(description="RUN_STATE: the state entered")
+    event_id: str | None = Field(description="the jobs' event id, when it fires")
+    automation_id: str
+    fired: bool
+    reasons: list[str] = Field(
+        description="why it does not fire: the condition false at its value, undefined (too "
+        "few values), already true (edge), the cooldown, the run filter, scope, record type"
+    )
+    metric: str | None = None
+    value: float | None = Field(description="the value compared: latest, aggregate, window")
+    window: list[float] | None = Field(description="the values the condition read, oldest first")
+    job: dict[str, Any] | None = Field(description="the job rendered when it fires")
+    topic: str | None
+    notes: list[str]
 
 
 class DryRunResult(BaseModel):
@@ -75,8 +107,15 @@ class DryRunResult(BaseModel):
     )
     topic: str | None = Field(description="where the job would be produced")
     notes: list[str] = Field(description="why a match emits nothing (no_op, reserved topic)")
-    event: dict[str, Any] = Field(description="the event used, as received or generated")
+    event: dict[str, Any] | list[dict[str, Any]] = Field(
+        description="the event used, as received or generated (run records: the record, or "
+        "the array of records)"
+    )
     event_generated: bool
+    records: list[RunRecordVerdict] | None = Field(
+        default=None,
+        description="run automations only: each record in order, whether it fires and why not",
+    )
 
 
 class EventAccepted(BaseModel):

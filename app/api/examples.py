@@ -1,5 +1,8 @@
 """A typed example event for an automation: its event type, inside its scope.
 
+For a run automation, ``example_run_records``: a few records of one run that cross the
+automation's condition (or enter its state).
+
 Dry runs without an event use it. Simple equality clauses of the filter (a value,
 `$eq`, the first of `$in`, `$contains` on a list) are honoured so that the example
 usually matches; anything else (`$regex`, ranges, `$or`) is left to the dry run's
@@ -9,15 +12,24 @@ explanation, which then says exactly which clause the example fails.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from app.contract.automations import Automation
 from app.contract.events import ALIAS_EVENTS, TAG_EVENTS, EventType
+from app.contract.runs import (
+    ChangeFilter,
+    RunEventType,
+    RunStateEventFilter,
+    ThresholdFilter,
+    ZScoreFilter,
+    run_event_filter,
+)
 from app.contract.timestamps import iso_z
 from app.core.scopes import scope_place
+from app.serialization import JSONDecodeError, loads
 
-__all__ = ["example_event"]
+__all__ = ["example_event", "example_run_records"]
 
 _LIST_FIELDS = frozenset({"aliases", "tags"})
 
@@ -125,3 +137,102 @@ def example_event(automation: Automation, now: datetime) -> dict[str, Any]:
             "version": version,
         }
     return event
+
+
+def _run_info(automation: Automation) -> dict[str, Any]:
+    """The run of the example records, honouring the run filter's simple pins."""
+    spec = automation.filter or {}
+    raw = spec.get("run_filter")
+    try:
+        run_filter = loads(raw) if isinstance(raw, str) else raw
+    except JSONDecodeError:
+        run_filter = None
+    pins = _pins(run_filter if isinstance(run_filter, Mapping) else None)
+    name = pins.get("display_name", pins.get("name"))
+    user = pins.get("user", pins.get("username"))
+    tag = pins.get("tags")
+    config = {
+        field[len("config.") :]: value
+        for field, value in pins.items()
+        if field.startswith("config.") and "." not in field[len("config.") :]
+    }
+    return {
+        "id": pins["id"] if isinstance(pins.get("id"), str) else "example-run",
+        "name": name if isinstance(name, str) else "example-run-1",
+        "user": user if isinstance(user, str) else "example-user",
+        "tags": [tag] if isinstance(tag, str) else [],
+        "config": config,
+        "state": "running",
+    }
+
+
+def _series(chosen: ThresholdFilter | ChangeFilter | ZScoreFilter) -> list[float]:
+    """Values of the metric after which the condition has just become true."""
+    if isinstance(chosen, ThresholdFilter):
+        t = float(chosen.threshold)
+        false, true = {
+            "$gt": (t - 1, t + 1),
+            "$gte": (t - 1, t + 1),
+            "$lt": (t + 1, t - 1),
+            "$lte": (t + 1, t - 1),
+            "$eq": (t + 1, t),
+            "$ne": (t, t + 1),
+        }[chosen.cmp_op]
+        size = chosen.window_size if chosen.agg_op is not None else 1
+        return [false] * size + [true] * size
+    if isinstance(chosen, ChangeFilter):
+        base = 10.0
+        amount = float(chosen.change_amount)
+        delta = 2 * amount * (abs(base) if chosen.change_type == "RELATIVE" else 1.0)
+        step = -delta if chosen.change_dir == "DECREASE" else delta
+        current = chosen.current_window_size if chosen.agg_op is not None else 1
+        prior = chosen.prior_size if chosen.agg_op is not None else 1
+        return [base] * prior + [base + step] * current
+    # z-score: a window of +-1 around 10 (std about 1), then a value far outside it.
+    window = [10.0 + (1 if i % 2 else -1) for i in range(chosen.window_size)]
+    far = (float(chosen.threshold) + 2) * 2
+    return [*window, 10.0 - far if chosen.change_dir == "DECREASE" else 10.0 + far]
+
+
+def example_run_records(automation: Automation, now: datetime) -> list[dict[str, Any]]:
+    """Run records of one run inside the automation's scope that make it fire (usually).
+
+    A metric automation gets one RUN_METRIC record per value: the condition false over
+    its window, then true; a RUN_STATE automation gets the run entering its first state.
+    """
+    event = automation.event
+    assert isinstance(event, RunEventType)
+    spec = run_event_filter(event, automation.filter)
+    place = scope_place(automation.scope)
+    common: dict[str, Any] = {
+        "entity": place["entity"],
+        "project": place["project"],
+        "run": _run_info(automation),
+    }
+    start = now - timedelta(minutes=1)
+    if isinstance(spec, RunStateEventFilter):
+        state = sorted(s.value for s in spec.run_state_filter.states)[0]
+        return [
+            {
+                "event_id": f"example-{automation.id}",
+                "event_type": "RUN_STATE",
+                "occurred_at": iso_z(now),
+                **common,
+                "run": {**common["run"], "state": state},
+                "state": state,
+            }
+        ]
+    chosen = spec.run_metric_filter.chosen
+    assert chosen is not None
+    values = _series(chosen)
+    return [
+        {
+            "event_id": f"example-{automation.id}-{step}",
+            "event_type": "RUN_METRIC",
+            "occurred_at": iso_z(start + timedelta(seconds=step)),
+            **common,
+            "step": step,
+            "metrics": {chosen.name: value},
+        }
+        for step, value in enumerate(values)
+    ]

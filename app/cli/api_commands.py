@@ -22,7 +22,7 @@ from app.cli.api_client import ApiResponse
 from app.cli.apply import cmd_apply
 from app.cli.common import EXIT_REFUSED, command_entry, connect, table
 from app.cli.export import cmd_export
-from app.serialization import dumps_str, loads
+from app.serialization import JSONDecodeError, dumps_str, loads
 from app.settings import Settings
 
 __all__ = ["add_api_commands", "cmd_openapi"]
@@ -124,17 +124,47 @@ def cmd_delete(args: argparse.Namespace, settings: Settings, out: TextIO, err: T
 
 
 def _read_json_file(path: str) -> Any:
+    """One JSON value, or the JSON lines of a file of run records (as a list)."""
     text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-    return loads(text)
+    try:
+        return loads(text)
+    except JSONDecodeError:
+        lines = [line for line in text.splitlines() if line.strip()]
+        if len(lines) < 2:
+            raise
+        return [loads(line) for line in lines]
+
+
+def _print_records(records: list[dict[str, Any]], out: TextIO) -> None:
+    for record in records:
+        where = record["run_path"]
+        if record.get("step") is not None:
+            where += f" step {record['step']}"
+        if record.get("state"):
+            where += f" {record['state']}"
+        fires = "fires" if record["fired"] else "does not fire"
+        print(f"  record {record['index']} {record['event_type']} {where}: {fires}", file=out)
+        for reason in record["reasons"]:
+            print(f"    - {reason}", file=out)
 
 
 def _print_dry_run(data: dict[str, Any], out: TextIO) -> None:
     verdict = "MATCHED" if data["matched"] else "NOT MATCHED"
-    origin = "generated example event" if data["event_generated"] else "given event"
-    print(
-        f"automation/{data['automation_id']}: {verdict} ({origin} {data['event']['event_id']})",
-        file=out,
-    )
+    records = data.get("records")
+    if records is not None:
+        # A run automation: the verdict of each run record, in order.
+        origin = "generated example" if data["event_generated"] else "given"
+        print(
+            f"automation/{data['automation_id']}: {verdict} ({origin} {len(records)} run records)",
+            file=out,
+        )
+        _print_records(records, out)
+    else:
+        origin = "generated example event" if data["event_generated"] else "given event"
+        print(
+            f"automation/{data['automation_id']}: {verdict} ({origin} {data['event']['event_id']})",
+            file=out,
+        )
     for reason in data["reasons"]:
         print(f"  - {reason}", file=out)
     for note in data["notes"]:
@@ -290,7 +320,11 @@ def add_api_commands(sub: Any) -> None:
     p = _common(actions.add_parser("test", help="dry run: would it fire, and why not"))
     p.add_argument("id", nargs="?", help="a stored automation")
     p.add_argument("-f", "--file", help="an automation file instead (it need not exist)")
-    p.add_argument("--event", help="event JSON file, - for stdin (default: a generated example)")
+    p.add_argument(
+        "--event",
+        help="event JSON file, - for stdin; for a run automation a run record, a JSON array "
+        "or JSON lines of them (default: a generated example)",
+    )
     p.set_defaults(func=command_entry(cmd_test))
 
     p = _common(actions.add_parser("history", help="last executions and counters"))

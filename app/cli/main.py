@@ -61,7 +61,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Offline evaluation: automations x events -> action jobs on stdout."""
     from app.core.evaluate import run_evaluate
 
-    return run_evaluate(Path(args.automations), Path(args.events), sys.stdout, sys.stderr)
+    return run_evaluate(
+        Path(args.automations),
+        Path(args.events),
+        sys.stdout,
+        sys.stderr,
+        explain=args.explain,
+        runs=args.runs,
+    )
 
 
 def cmd_schemas(args: argparse.Namespace) -> int:
@@ -289,7 +296,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="offline: automations x events -> action jobs")
     p.add_argument("--automations", required=True)
-    p.add_argument("--events", required=True)
+    p.add_argument(
+        "--events", required=True, help="JSON lines or one JSON array: events and run records"
+    )
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="one JSON object per record: each automation fires or not, why not, its job",
+    )
+    p.add_argument(
+        "--runs",
+        action="store_true",
+        help="read every record as a run record (run-events), whatever its event_type",
+    )
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("schemas", help="JSON Schemas of every topic payload")

@@ -45,6 +45,10 @@ from app.serialization import JSONDecodeError, loads
 
 __all__ = [
     "DEFAULT_NOTIFICATION_TITLE",
+    "DEFAULT_RUN_METRIC_PAYLOAD",
+    "DEFAULT_RUN_METRIC_TITLE",
+    "DEFAULT_RUN_STATE_PAYLOAD",
+    "DEFAULT_RUN_STATE_TITLE",
     "DEFAULT_WEBHOOK_PAYLOAD",
     "Action",
     "ActionType",
@@ -61,6 +65,7 @@ __all__ = [
     "Scope",
     "WebhookAction",
     "parse_automation",
+    "run_action_defaults",
 ]
 
 
@@ -239,6 +244,62 @@ DEFAULT_WEBHOOK_PAYLOAD: Final = (
 DEFAULT_NOTIFICATION_TITLE: Final = "${event_type} on ${artifact_version_string}"
 
 
+#: The defaults of run automations: the run and the metric (or state) that fired, in the
+#: run variables (a run job has no artifact, so the artifact defaults would render empty).
+DEFAULT_RUN_METRIC_PAYLOAD: Final = (
+    '{"event_type": "${event_type}", "event_id": "${event_id}", '
+    '"event_author": "${event_author}", "entity_name": "${entity_name}", '
+    '"project_name": "${project_name}", "run_id": "${run_id}", "run_name": "${run_name}", '
+    '"run_path": "${run_path}", "metric_name": "${metric_name}", '
+    '"metric_value": "${metric_value}", "step": "${step}", "occurred_at": "${occurred_at}"}'
+)
+DEFAULT_RUN_STATE_PAYLOAD: Final = (
+    '{"event_type": "${event_type}", "event_id": "${event_id}", '
+    '"event_author": "${event_author}", "entity_name": "${entity_name}", '
+    '"project_name": "${project_name}", "run_id": "${run_id}", "run_name": "${run_name}", '
+    '"run_path": "${run_path}", "run_state": "${run_state}", "occurred_at": "${occurred_at}"}'
+)
+DEFAULT_RUN_METRIC_TITLE: Final = (
+    "${event_type}: ${metric_name} ${metric_value} at step ${step} of run ${run_path}"
+)
+DEFAULT_RUN_STATE_TITLE: Final = "${event_type}: run ${run_path} ${run_state}"
+
+
+def run_action_defaults(event: RunEventType) -> tuple[str, str]:
+    """(webhook payload, notification title) a run automation gets when it gives none."""
+    if event is RunEventType.RUN_STATE:
+        return DEFAULT_RUN_STATE_PAYLOAD, DEFAULT_RUN_STATE_TITLE
+    return DEFAULT_RUN_METRIC_PAYLOAD, DEFAULT_RUN_METRIC_TITLE
+
+
+def _with_run_defaults(data: Any) -> Any:
+    """An automation whose run event leaves the payload or title out gets the run defaults.
+
+    The artifact defaults count as left out: they only speak of an artifact (an
+    automation stored before 1.8 carries them).
+    """
+    if not isinstance(data, Mapping):
+        return data
+    action = data.get("action")
+    try:
+        event = _automation_event(data.get("event"))
+    except PydanticCustomError:
+        return data
+    if not isinstance(event, RunEventType):
+        return data
+    payload, title = run_action_defaults(event)
+    if isinstance(action, BaseModel):
+        action = action.model_dump()
+    if not isinstance(action, Mapping):
+        return data
+    kind = action.get("type")
+    if kind == "webhook" and action.get("payload") in (None, "", DEFAULT_WEBHOOK_PAYLOAD):
+        return {**data, "action": {**action, "payload": payload}}
+    if kind == "notification" and action.get("title") in (None, "", DEFAULT_NOTIFICATION_TITLE):
+        return {**data, "action": {**action, "title": title}}
+    return data
+
+
 def _default_if_empty(default: str) -> Any:
     def fill(value: Any) -> Any:
         return default if value is None or value == "" else value
@@ -384,6 +445,11 @@ class Automation(BaseModel):
     cooldown_seconds: Annotated[StrictInt | float, Field(ge=0, le=366 * 86400)] | None = None
     created_at: AwareDatetime | None = None
     updated_at: AwareDatetime | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _run_defaults(cls, data: Any) -> Any:
+        return _with_run_defaults(data)
 
     @property
     def is_run_automation(self) -> bool:

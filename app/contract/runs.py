@@ -134,7 +134,7 @@ class RunMetricRecord(_RunRecordBase):
             if kind is bool or (kind is not int and kind is not float):
                 raise PydanticCustomError(
                     "metric_value",
-                    "metric '{name}' is not a number (got {kind}); only numbers are evaluated",
+                    "metric '{name}' is not a number (got {kind}): only numbers are evaluated",
                     {"name": str(name)[:80], "kind": kind.__name__, "path": str(name)},
                 )
             if kind is float and not math.isfinite(number):

@@ -1,10 +1,11 @@
 """Execution history per automation: the last N executions and counters, from `action-results`.
 
-Every match the worker makes becomes one record on `action-results` (keyed by
-automation id, the same `ActionResult` shape the dispatchers write) with the headers
-below: PENDING when a job was sent to a dispatcher's topic, FINISHED when the worker
-itself completed the action (a `kafka` job produced, a `no_op`), FAILED when it could
-not (a reserved topic, a rendering error). Dispatchers then add RETRYING, FINISHED or
+Every match the worker makes (an event matched, a run automation fired) becomes one
+record on `action-results` (keyed by automation id, the same `ActionResult` shape the
+dispatchers write) with the headers below: PENDING when a job was sent to a
+dispatcher's topic, FINISHED when the worker itself completed the action (a `kafka`
+job produced, a `no_op`), FAILED when it could not (a reserved topic, a rendering
+error). Dispatchers then add RETRYING, FINISHED or
 FAILED for the same `job_id`. One agent folds these records into the `history` table
 (pure logic here, the Faust part in app.stream.history_table).
 
@@ -15,7 +16,7 @@ the window is not counted twice), `emitted` the jobs handed to Kafka, `finished`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -25,7 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from app.contract.jobs import job_id
 from app.contract.results import ResultStatus
 from app.contract.timestamps import iso_z
-from app.core.pipeline import ProcessResult
+from app.core.matching import CompiledAutomation
+from app.core.pipeline import Outbound, ProcessResult
+from app.core.run_pipeline import RunResult
 from app.serialization import JSONDecodeError, dumps, loads
 
 __all__ = [
@@ -43,6 +46,7 @@ __all__ = [
     "execution_records",
     "fit_history",
     "read_result",
+    "run_execution_records",
 ]
 
 ORIGIN_HEADER = "hookstream-origin"
@@ -333,13 +337,49 @@ def execution_records(result: ProcessResult, now: datetime) -> list[ExecutionRec
     event = result.event
     if event is None or not result.matched:
         return []
-    sent = {out.automation_id: out.topic for out in result.outbounds}
-    skipped = dict(result.skipped)
-    failed = dict(result.failures)
+    event_type = event.event_type.value
+    return _records(
+        event.event_id,
+        [(compiled, event_type) for compiled in result.matched],
+        result.outbounds,
+        result.skipped,
+        result.failures,
+        now,
+    )
+
+
+def run_execution_records(result: RunResult, now: datetime) -> list[ExecutionRecord]:
+    """The `action-results` records of one run record: one per automation that fired.
+
+    The event type is the automation's (``RUN_METRIC_CHANGE``...), as in the run's jobs;
+    a record read again after a crash writes the same job ids, which history keeps once.
+    """
+    if result.event_id is None or not result.matched:
+        return []
+    return _records(
+        result.event_id,
+        [(rule.compiled, str(rule.automation.event)) for rule in result.matched],
+        result.outbounds,
+        result.skipped,
+        result.failures,
+        now,
+    )
+
+
+def _records(
+    event_id: str,
+    matched: Sequence[tuple[CompiledAutomation, str]],
+    outbounds: Sequence[Outbound],
+    skipped_by: Sequence[tuple[str, str]],
+    failed_by: Sequence[tuple[str, str]],
+    now: datetime,
+) -> list[ExecutionRecord]:
+    sent = {out.automation_id: out.topic for out in outbounds}
+    skipped = dict(skipped_by)
+    failed = dict(failed_by)
     at = iso_z(now.astimezone(UTC), "milliseconds")
-    event_type = event.event_type.value.encode()
     records = []
-    for compiled in result.matched:
+    for compiled, event_type in matched:
         status, reason = _status_of(
             compiled.action_type,
             sent.get(compiled.id),
@@ -348,9 +388,9 @@ def execution_records(result: ProcessResult, now: datetime) -> list[ExecutionRec
         )
         # The exact field set of app.contract.results.ActionResult (a test checks it).
         value = {
-            "job_id": job_id(event.event_id, compiled.id, compiled.revision),
+            "job_id": job_id(event_id, compiled.id, compiled.revision),
             "automation_id": compiled.id,
-            "event_id": event.event_id,
+            "event_id": event_id,
             "action_type": compiled.action_type,
             "attempt": 0,
             "status": status.value,
@@ -369,7 +409,7 @@ def execution_records(result: ProcessResult, now: datetime) -> list[ExecutionRec
         }
         headers = [
             (ORIGIN_HEADER, b"worker"),
-            (EVENT_TYPE_HEADER, event_type),
+            (EVENT_TYPE_HEADER, event_type.encode()),
             (REVISION_HEADER, str(compiled.revision).encode()),
         ]
         records.append(ExecutionRecord(compiled.id.encode(), dumps(value), headers))

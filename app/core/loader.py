@@ -17,11 +17,12 @@ import yaml
 from app.contract.automations import Automation, parse_automation
 from app.contract.events import Event, parse_event
 from app.errors import InvalidAutomationError, InvalidEventError
-from app.serialization import JSONDecodeError, loads
+from app.serialization import JSONDecodeError, dumps, loads
 
 __all__ = [
     "AUTOMATION_SUFFIXES",
     "iter_event_lines",
+    "iter_records",
     "load_automation_documents",
     "load_automations",
     "load_events",
@@ -136,6 +137,26 @@ def iter_event_lines(path: str | Path) -> Iterator[tuple[int, bytes]]:
             stripped = line.strip()
             if stripped:
                 yield number, stripped
+
+
+def iter_records(path: str | Path) -> Iterator[tuple[str, int, bytes]]:
+    """("line", number, raw) of a JSON-lines file, or ("record", number, raw) of each
+    element of a file holding one JSON array (numbered from 1); raises OSError."""
+    with Path(path).open("rb") as handle:
+        head = handle.read(1)
+        while head.isspace():
+            head = handle.read(1)
+        if head == b"[":
+            try:
+                items = loads(head + handle.read())
+            except JSONDecodeError:
+                items = None  # not one array: read as JSON lines (its first line is one)
+            if isinstance(items, list):
+                for number, item in enumerate(items, start=1):
+                    yield "record", number, dumps(item)
+                return
+    for number, raw in iter_event_lines(path):
+        yield "line", number, raw
 
 
 def load_events(path: str | Path, max_bytes: int = 1024 * 1024) -> list[Event]:

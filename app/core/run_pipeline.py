@@ -36,6 +36,7 @@ from app.core.run_windows import (
     Condition,
     Firing,
     RunMemory,
+    Verdict,
     compile_condition,
     fold_metrics,
     fold_state,
@@ -268,7 +269,12 @@ class RunResult:
     run_path: str | None = None
     memory: RunMemory | None = None
     firings: list[Firing] = field(default_factory=list)
+    # The record's event id (set when it fired), and the rules that fired, in order.
+    event_id: str | None = None
+    matched: list[RunRule] = field(default_factory=list)
     outbounds: list[Outbound] = field(default_factory=list)
+    # (automation id, why a firing sends nothing): a no_op, a reserved kafka topic.
+    skipped: list[tuple[str, str]] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
     replayed: bool = False
     dead_letter: bytes | None = None
@@ -293,8 +299,12 @@ class RunPipeline:
         *,
         store: RunStore,
         source: MessageSource,
+        trace: list[Verdict] | None = None,
     ) -> RunResult:
-        """Validate, fold into the run's memory, and render a job per firing."""
+        """Validate, fold into the run's memory, and render a job per firing.
+
+        ``trace`` (dry runs, ``evaluate``) gets why each automation looked at fired or not.
+        """
         pipeline = self.pipeline
         unread = pipeline.unreadable(raw, source)
         if unread is not None:
@@ -323,7 +333,7 @@ class RunPipeline:
                 elif not scoped.states:
                     return result
                 memory = RunMemory()
-            result.firings = self._fold(memory, record, offset, scoped)
+            result.firings = self._fold(memory, record, offset, scoped, trace)
             store.put(path, memory)
             result.memory = memory
         if result.firings:
@@ -336,6 +346,7 @@ class RunPipeline:
         record: RunMetricRecord | RunStateRecord,
         offset: int,
         scoped: ScopedRules,
+        trace: list[Verdict] | None,
     ) -> list[Firing]:
         doc = run_document(record) if scoped.any_run_filter else None
 
@@ -354,8 +365,9 @@ class RunPipeline:
                 scoped.need,
                 occurred,
                 run_matches,
+                trace,
             )
-        return fold_state(memory, offset, record.state, scoped.states, occurred, run_matches)
+        return fold_state(memory, offset, record.state, scoped.states, occurred, run_matches, trace)
 
     def _render(
         self,
@@ -367,10 +379,12 @@ class RunPipeline:
         event_id = run_event_id(record, source.partition, source.offset)
         created_at = self.pipeline.clock().astimezone(UTC)
         jobs = ProcessResult()
+        result.event_id = event_id
         for firing in result.firings:
             rule = self.rules.get(firing.automation_id)
             if rule is None:
                 continue  # deleted or disabled since it fired: nothing to repeat
+            result.matched.append(rule)
             event_type = rule.automation.event
             assert isinstance(event_type, RunEventType)
             common: dict[str, Any] = {
@@ -385,6 +399,7 @@ class RunPipeline:
             except Exception as exc:  # one broken automation must not stop the others
                 result.failures.append((rule.id, f"{type(exc).__name__}: {exc}"))
         result.outbounds = jobs.outbounds
+        result.skipped.extend(jobs.skipped)
         result.failures.extend(jobs.failures)
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "Condition",
     "Firing",
     "RunMemory",
+    "Verdict",
     "WatchedRule",
     "compile_condition",
     "fold_metrics",
@@ -210,6 +211,24 @@ class Firing:
 
 
 @dataclass(slots=True)
+class Verdict:
+    """Why one automation did or did not fire on one record (dry runs and ``evaluate``).
+
+    Only a fold given a ``trace`` list writes these; the worker passes none.
+    """
+
+    automation_id: str
+    fired: bool
+    reason: str | None = None
+    metric: str | None = None
+    # The condition's value (latest, aggregate or current window; None: undefined).
+    value: float | None = None
+    # The values the condition read, oldest first (metric automations).
+    window: list[float] | None = None
+    holds: bool | None = None
+
+
+@dataclass(slots=True)
 class RunMemory:
     """The state one run keeps between its records (a value of the run-state table)."""
 
@@ -296,6 +315,14 @@ def _fire(memory: RunMemory, rule: WatchedRule, occurred: float, out: list[Firin
     return firing
 
 
+def _why_not(memory: RunMemory, rule: WatchedRule, was_active: bool, occurred: float) -> str:
+    """Why a condition that holds fired nothing (read after ``_edge`` decided)."""
+    if was_active:
+        return "the condition already held at the previous value: it fires on the edge only"
+    last = memory.fired_at.get(rule.id)
+    return f"inside the cooldown of {rule.cooldown:g} s (fired {occurred - (last or 0):g} s ago)"
+
+
 def _edge(
     memory: RunMemory, rule: WatchedRule, holds: bool, occurred: float, out: list[Firing]
 ) -> Firing | None:
@@ -324,12 +351,14 @@ def fold_metrics(
     need: Mapping[str, int],
     occurred: float,
     run_matches: Callable[[WatchedRule], bool],
+    trace: list[Verdict] | None = None,
 ) -> list[Firing]:
     """Fold one RUN_METRIC record into ``memory``; returns the firings on its edge.
 
     ``rules_by_metric``/``need``: the automations in the run's scope by metric, and the
     values each metric must keep. A value whose step is not after the metric's last
-    one (a repeat or out of order) is ignored, as W&B ignores earlier steps.
+    one (a repeat or out of order) is ignored, as W&B ignores earlier steps. ``trace``,
+    when given, gets a Verdict per automation looked at (the worker passes none).
     """
     out: list[Firing] = []
     windows = memory.windows
@@ -339,6 +368,12 @@ def fold_metrics(
         if not rules:
             continue
         if step <= steps.get(name, -1):
+            if trace is not None:
+                reason = (
+                    f"step {step} is not after step {steps[name]}, the last of metric "
+                    f"'{name}': the value is ignored"
+                )
+                trace.extend(Verdict(rule.id, False, reason, name) for rule in rules)
             continue
         steps[name] = step
         window = windows.get(name)
@@ -351,14 +386,82 @@ def fold_metrics(
         for rule in rules:
             condition = rule.condition
             assert condition is not None
-            result = condition.evaluate(window) if run_matches(rule) else None
+            matches = run_matches(rule)
+            result = condition.evaluate(window) if matches else None
+            was_active = trace is not None and rule.id in memory.active
             firing = _edge(memory, rule, result is not None and result[0], occurred, out)
             if firing is not None and result is not None:
                 firing.metric, firing.value, firing.step = name, result[1], step
+            if trace is not None:
+                trace.append(
+                    _metric_verdict(
+                        memory, rule, name, window, matches, result, firing, was_active, occurred
+                    )
+                )
     memory.offset = offset
     for firing in out:
         memory._remember(offset, firing)
     return out
+
+
+def _metric_verdict(
+    memory: RunMemory,
+    rule: WatchedRule,
+    name: str,
+    window: list[float],
+    matches: bool,
+    result: tuple[bool, float] | None,
+    firing: Firing | None,
+    was_active: bool,
+    occurred: float,
+) -> Verdict:
+    condition = rule.condition
+    assert condition is not None
+    read = window[-condition.need :]
+    if not matches:
+        return Verdict(rule.id, False, "the run filter does not match this run", name, None, read)
+    if result is None:
+        if len(window) < condition.need:
+            reason = (
+                f"undefined: metric '{name}' has {len(window)} of the {condition.need} "
+                "values the condition reads"
+            )
+        else:
+            reason = "undefined at these values (a zero standard deviation or prior aggregate)"
+        return Verdict(rule.id, False, reason, name, None, read)
+    holds, value = result
+    if firing is not None:
+        return Verdict(rule.id, True, None, name, value, read, True)
+    if not holds:
+        return Verdict(
+            rule.id, False, f"the condition is false at {value:g}", name, value, read, False
+        )
+    reason = _why_not(memory, rule, was_active, occurred)
+    return Verdict(rule.id, False, reason, name, value, read, True)
+
+
+def _state_verdict(
+    memory: RunMemory,
+    rule: WatchedRule,
+    states: frozenset[RunState],
+    state: RunState,
+    entered: bool,
+    matches: bool,
+    fired: bool,
+    occurred: float,
+) -> Verdict:
+    if fired:
+        return Verdict(rule.id, True)
+    if not entered:
+        reason = f"the run is already {state.value}: a repeated state enters nothing"
+    elif not state_matches(states, state):
+        wanted = ", ".join(sorted(s.value for s in states))
+        reason = f"state {state.value} is not one of the automation's states ({wanted})"
+    elif not matches:
+        reason = "the run filter does not match this run"
+    else:
+        reason = _why_not(memory, rule, False, occurred)
+    return Verdict(rule.id, False, reason)
 
 
 def fold_state(
@@ -368,21 +471,30 @@ def fold_state(
     rules: Sequence[tuple[WatchedRule, frozenset[RunState]]],
     occurred: float,
     run_matches: Callable[[WatchedRule], bool],
+    trace: list[Verdict] | None = None,
 ) -> list[Firing]:
-    """Fold one RUN_STATE record: rules whose states hold the new state fire on entering it."""
+    """Fold one RUN_STATE record: rules whose states hold the new state fire on entering it.
+
+    ``trace``, when given, gets a Verdict per automation (the worker passes none).
+    """
     out: list[Firing] = []
     # Edge: a record repeating the run's current state enters nothing.
     entered = memory.state != state.value
     memory.state = state.value
     memory.ended_at = occurred if state in TERMINAL_STATES else None
-    if entered:
+    if entered or trace is not None:
         for rule, states in rules:
-            if (
-                state_matches(states, state)
-                and run_matches(rule)
-                and not _cooling(memory, rule, occurred)
-            ):
+            fired = False
+            matches = entered and state_matches(states, state) and run_matches(rule)
+            if matches and not _cooling(memory, rule, occurred):
                 _fire(memory, rule, occurred, out)
+                fired = True
+            if trace is not None:
+                trace.append(
+                    _state_verdict(
+                        memory, rule, states, state, entered, run_matches(rule), fired, occurred
+                    )
+                )
     memory.offset = offset
     for firing in out:
         memory._remember(offset, firing)

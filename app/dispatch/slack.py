@@ -34,6 +34,7 @@ __all__ = [
     "artifact_version_string",
     "build_slack_message",
     "prepare_notification",
+    "run_text",
     "send_notification",
 ]
 
@@ -96,6 +97,20 @@ def artifact_url(event: Mapping[str, Any], template: str | None) -> str | None:
     return _VARIABLE.sub(lambda m: quote(values.get(m.group(1), ""), safe=""), template)
 
 
+def run_text(event: Mapping[str, Any]) -> str:
+    """`entity/project/run_id (name)` of a run record ('' for an artifact event)."""
+    raw_run = event.get("run")
+    if not isinstance(raw_run, Mapping):
+        return ""
+    run_id = _str(raw_run, "id")
+    entity, project = _str(event, "entity"), _str(event, "project")
+    if not (run_id and entity and project):
+        return ""
+    name = _str(raw_run, "name")
+    text = f"{entity}/{project}/{run_id}"
+    return f"{text} ({name})" if name else text
+
+
 def _epoch(value: object) -> int | None:
     """Unix seconds of an RFC 3339 timestamp, or None."""
     if not isinstance(value, str):
@@ -126,6 +141,9 @@ def build_slack_message(
     if version_string:
         value = f"<{link}|{version_string}>" if link else version_string
         fields.append({"title": "Artifact", "value": value, "short": False})
+    run = _escape(run_text(event))
+    if run:
+        fields.append({"title": "Run", "value": run, "short": False})
     event_type = _escape(_str(job, "event_type") or _str(event, "event_type"))
     if event_type:
         fields.append({"title": "Event", "value": event_type, "short": True})

@@ -7,7 +7,8 @@ Each value is one run's ``RunMemory`` as JSON bytes.
 
 The agent follows app.stream.agents: concurrency 1 (faust-streaming #606), ``noack_take``
 batches, every job, dead letter and changelog record of a batch queued on the producer,
-and the batch acked by ``OrderedAcks`` once Kafka acknowledged all of them. Batches carry
+and the batch acked by ``OrderedAcks`` once Kafka acknowledged all of them. Each firing
+also gets its execution-history record on ``action-results`` (app.core.history). Batches carry
 no current event (faust-streaming #300): each table write names the record it folds
 (``current_event_of``), so the store and the changelog get that record's partition.
 
@@ -23,8 +24,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
+from app.core.history import run_execution_records
 from app.core.run_pipeline import RunPipeline, RunResult
 from app.core.run_windows import RunMemory
 from app.stream.acks import OrderedAcks
@@ -150,8 +153,11 @@ class RunPath:
         flush_seconds: float = 0.0,
         send_changelog: ChangelogSend | None = None,
         clock: Callable[[], float] = time.time,
+        history_topic: str | None = None,
     ) -> None:
         self.runs = runs
+        # Execution history (PENDING when a job is sent), as the event agents write it.
+        self.history_topic = history_topic
         self.store = store
         self.send = send
         self.acks = acks
@@ -182,6 +188,7 @@ class RunPath:
         store = self.store
         send = self.send
         dlq = self.dlq_topic
+        history = self.history_topic
         sent: list[Awaitable[Any]] = []
         now = self.clock()
         if now >= self._next_sweep:
@@ -195,7 +202,11 @@ class RunPath:
             store.event = event
             result = process(message.value, store=store, source=message)
             for out in result.outbounds:
-                sent.append(await send(out.topic, out.value, out.key, None))
+                sent.append(await send(out.topic, out.value, out.key, out.headers))
+            if history is not None and result.matched:
+                matched_at = datetime.fromtimestamp(now, UTC)
+                for rec in run_execution_records(result, matched_at):
+                    sent.append(await send(history, rec.value, rec.key, rec.headers))
             if result.dead_letter is not None:
                 invalid += 1
                 sent.append(await send(dlq, result.dead_letter, result.dead_letter_key, None))

@@ -168,6 +168,7 @@ class Hookstream:
             retention_seconds=settings.run_state_retention_seconds,
             flush_seconds=settings.run_state_flush_seconds,
             send_changelog=self._changelog_send(self.run_table),
+            history_topic=history_topic,
         )
         self.run_agent = define_run_agent(
             self.app,

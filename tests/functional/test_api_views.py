@@ -34,7 +34,15 @@ from app.serialization import loads
 from app.settings import Settings
 from app.stream.automations import RuleBook
 from app.testing import RecordingWrites, Write
-from tests.factories import automation_dict, event_dict, make_event
+from tests.factories import (
+    AVG_LOSS_FILTER,
+    automation_dict,
+    event_dict,
+    make_event,
+    run_automation_dict,
+    run_metric_bytes,
+    run_state_bytes,
+)
 
 AUTOMATIONS = "automations"
 
@@ -303,3 +311,98 @@ async def test_sdk_shaped_tag_automation_is_created_and_dry_runs(
     other = await (await client.post(url, json={"event": {**tag_event, "tag": "x"}})).json()
     assert other["matched"] is False
     assert any("tag" in reason for reason in other["reasons"]), other["reasons"]
+
+
+RUN_AUTOMATION = run_automation_dict(AVG_LOSS_FILTER, cooldown_seconds=30)
+
+
+async def test_run_dry_run_says_for_each_record_whether_it_fires_and_why_not(
+    client: TestClient[Any, Any],
+) -> None:
+    """A stored run automation over an array of records: verdicts, values, windows, jobs."""
+    assert (await _create(client, RUN_AUTOMATION)).status == 201
+    values = [0.9, 0.3, 0.2, 0.9, 0.9, 0.1, 0.1]
+    records = [loads(run_metric_bytes(step, {"loss": v})) for step, v in enumerate(values)]
+    records.append(loads(run_metric_bytes(8, {"acc": 0.5})))
+    response = await client.post(f"/automations/{RUN_AUTOMATION['id']}/test",
+                                 json={"event": records})  # fmt: skip
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    assert body["matched"] is True
+    assert body["event"] == records
+    assert body["event_generated"] is False
+    verdicts = body["records"]
+    assert [v["index"] for v in verdicts] == list(range(8))
+    assert [v["fired"] for v in verdicts] == [False, False, True, False, False, False, False, False]
+    assert verdicts[0]["reasons"] == [
+        "undefined: metric 'loss' has 1 of the 2 values the condition reads"
+    ]
+    assert verdicts[1]["reasons"] == ["the condition is false at 0.6"]
+    assert (verdicts[2]["value"], verdicts[2]["window"]) == (0.25, [0.3, 0.2])
+    assert verdicts[2]["job"] == body["job"]
+    assert body["job"]["event_type"] == "RUN_METRIC"
+    assert body["topic"] == "actions.webhook"
+    assert verdicts[3]["reasons"] == ["the condition is false at 0.55"]
+    # Steps 0..6 are one second apart: the second crossing (step 6) is in the cooldown.
+    assert verdicts[6]["reasons"][0].startswith("inside the cooldown of 30 s")
+    assert verdicts[7]["reasons"] == ["the record has no metric 'loss' (it logs acc)"]
+    assert verdicts[7]["run_path"] == "acme/mnist/run-1"
+
+
+async def test_run_dry_runs_generate_examples_and_take_one_record(
+    client: TestClient[Any, Any],
+) -> None:
+    """No event: generated records fire; one record object: one verdict; ad hoc works too."""
+    state = run_automation_dict({"run_state_filter": {"states": ["FAILED"]}}, event="RUN_STATE",
+                                id="failed", action={"payload": None})  # fmt: skip
+    generated = await client.post("/automations/test", json={"automation": state})
+    assert generated.status == 200, await generated.text()
+    body = await generated.json()
+    assert (body["matched"], body["event_generated"]) == (True, True)
+    payload = loads(body["job"]["action"]["payload"])
+    assert payload["run_state"] == "failed"
+    assert "artifact_version_string" not in payload
+    one = loads(run_state_bytes("crashed"))
+    single = await client.post("/automations/test", json={"automation": state, "event": one})
+    body = await single.json()
+    assert body["matched"] is True, body
+    assert body["event"] == one
+    assert len(body["records"]) == 1
+    finished = loads(run_state_bytes("finished"))
+    miss = await client.post("/automations/test", json={"automation": state, "event": finished})
+    body = await miss.json()
+    assert body["matched"] is False
+    assert body["reasons"] == ["state finished is not one of the automation's states (failed)"]
+    disabled = {**RUN_AUTOMATION, "enabled": False}
+    off = await client.post("/automations/test", json={"automation": disabled})
+    body = await off.json()
+    assert body["matched"] is False
+    assert body["reasons"][0] == "automation is disabled"
+    assert body["job"] is not None, "a disabled automation's job is still rendered"
+
+
+@pytest.mark.parametrize(
+    ("event", "status", "field", "reason"),
+    [
+        ([loads(run_metric_bytes(0, {"loss": 0.1})), loads(run_metric_bytes(1, {"loss": "x"}))],
+         422, "event.1.metrics.loss", "metric 'loss' is not a number (got str)"),
+        (loads(run_metric_bytes(0, {"loss": 0.1}, run={"id": None})), 422, "event.run.id",
+         "Field required"),
+        ([], 422, "event", "expected at least one run record"),
+        (event_dict(), 422, "event.event_type", "unknown run event type 'ADD_ARTIFACT_ALIAS'"),
+        ("loss", 400, None, "invalid run record (not_object)"),
+        ([1], 400, None, "not_object"),
+    ],
+)  # fmt: skip
+async def test_invalid_run_records_are_4xx_with_the_field_and_reason(
+    client: TestClient[Any, Any], event: Any, status: int, field: str | None, reason: str
+) -> None:
+    """A bad run record is refused with its dead letter's reason, naming the field; no 500."""
+    assert (await _create(client, RUN_AUTOMATION)).status == 201
+    response = await client.post(f"/automations/{RUN_AUTOMATION['id']}/test", json={"event": event})
+    assert response.status == status, await response.text()
+    body = await response.json()
+    if field is None:
+        assert reason in body["error"]
+    else:
+        assert any(e["field"] == field and reason in e["reason"] for e in body["errors"]), body

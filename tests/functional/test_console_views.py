@@ -21,10 +21,22 @@ from aiohttp.test_utils import TestClient, TestServer
 from app.api.console import views
 from app.api.console.views import PAGE_SIZE, DeadLetterRow
 from app.api.problems import ApiError
-from app.contract.automations import Automation
+from app.contract.automations import Automation, parse_automation
 from app.contract.timestamps import iso_z
+from app.core.history import apply_result, read_result, run_execution_records
+from app.core.matching import AutomationIndex
+from app.core.pipeline import Pipeline, SourceInfo
+from app.core.run_pipeline import MemoryRunStore, RunPipeline, RunRules
 from app.serialization import dumps_str, loads
-from tests.factories import automation_dict, event_dict, make_automation
+from tests.factories import (
+    ACTION_TOPICS,
+    AVG_LOSS_FILTER,
+    automation_dict,
+    event_dict,
+    make_automation,
+    run_automation_dict,
+    run_metric_bytes,
+)
 from tests.functional.test_api_views import AUTOMATION, Rig
 
 TOKEN = "console-functional-token"
@@ -431,3 +443,65 @@ def test_the_rig_starts_with_the_given_automations() -> None:
     rig = Rig([make_automation(id="one"), make_automation(id="two")])
     assert sorted(c.id for c in rig.index) == ["one", "two"]
     assert isinstance(rig.index.get("one").automation, Automation)  # type: ignore[union-attr]
+
+
+async def test_run_automation_dry_run_page_lists_each_record() -> None:
+    """The console's example of a run automation is run records; its dry run a table of them."""
+    automation = parse_automation(run_automation_dict(AVG_LOSS_FILTER))
+    client = await _serve(Rig([automation]))
+    try:
+        base = f"/console/automations/{automation.id}"
+        example = await (await client.get(f"{base}/example")).text()
+        assert "RUN_METRIC" in example
+        assert "&#34;step&#34;: 0" in example
+        hit = await client.post(f"{base}/dry-run", data={})
+        html = await hit.text()
+        assert hit.status == 200, html
+        assert "It fires" in html
+        assert "The generated example records." in html
+        table = html.split('id="dry-run-records"')[1].split("</table>")[0]
+        cells = re.findall(r"<tr class=\"(ok|miss)\">", table)
+        assert cells.count("ok") == 1
+        assert "undefined: metric &#39;loss&#39; has 1 of the 2 values" in table
+        records = [
+            loads(run_metric_bytes(0, {"loss": 0.9})),
+            loads(run_metric_bytes(0, {"loss": "x"})),
+        ]
+        bad = await client.post(f"{base}/dry-run", data={"event": dumps_str(records)})
+        text = await bad.text()
+        assert bad.status == 422, text
+        assert "1.metrics.loss" in text
+    finally:
+        await client.close()
+
+
+async def test_history_part_shows_run_executions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run automation's history (folded from its worker records) shows its firings."""
+    automation = parse_automation(run_automation_dict(AVG_LOSS_FILTER))
+    index = AutomationIndex([automation])
+    runs = RunPipeline(Pipeline(index, ACTION_TOPICS, 1 << 20), RunRules(list(index)))
+    store = MemoryRunStore()
+    state: Any = None
+    for offset, value in enumerate([0.9, 0.1, 0.1, 0.9, 0.9, 0.1, 0.1]):
+        raw = run_metric_bytes(offset, {"loss": value}, event_id=f"run-step-{offset}")
+        result = runs.process(raw, store=store, source=SourceInfo("run-events", 0, offset))
+        for rec in run_execution_records(result, datetime.now(UTC)):
+            read = read_result(rec.value, rec.headers)
+            assert read is not None
+            state = apply_result(state, read[0], read[1], 50)
+
+    async def canned(ctx: Any, automation_id: str, limit: int) -> dict[str, Any]:
+        return dict(state)
+
+    monkeypatch.setattr(views, "read_history", canned)
+    client = await _serve(Rig([automation]))
+    try:
+        html = await (await client.get(f"/console/automations/{automation.id}/history")).text()
+    finally:
+        await client.close()
+    assert '<dd id="counter-matched">2</dd>' in html
+    rows = html.split('id="executions"')[1]
+    assert rows.count("RUN_METRIC") == 2
+    assert "<code>run-step-6</code>" in rows
+    assert "<code>run-step-2</code>" in rows
+    assert "PENDING" in rows

@@ -25,6 +25,8 @@ from prometheus_client import CollectorRegistry
 from app.contract.automations import parse_automation
 from app.contract.dead_letters import DeadLetter
 from app.contract.jobs import parse_action_job
+from app.contract.results import ActionResult, ResultStatus
+from app.core.history import EVENT_TYPE_HEADER, ORIGIN_HEADER
 from app.core.matching import AutomationIndex
 from app.core.pipeline import Pipeline
 from app.core.run_pipeline import RunPipeline, RunRules
@@ -36,6 +38,7 @@ from app.stream.runs import RunPath, TableRunStore, define_run_agent, define_run
 from app.testing import RecordingSend
 from tests.factories import (
     ACTION_TOPICS,
+    AVG_LOSS_FILTER,
     NOW,
     run_automation_dict,
     run_metric_bytes,
@@ -45,17 +48,11 @@ from tests.support import until
 
 RUNS = "run-events"
 DLQ = "events.dlq"
+HISTORY = "action-results"
 PARTITIONS = 4
 PATH = "acme/mnist/run-1"
 KEY = PATH.encode()
-LOW_LOSS = {
-    "run_metric_filter": {
-        "threshold_filter": {
-            "name": "loss", "agg_op": "AVERAGE", "window_size": 2, "cmp_op": "$lt",
-            "threshold": 0.5,
-        }
-    }
-}  # fmt: skip
+LOW_LOSS = AVG_LOSS_FILTER
 
 
 class Rig:
@@ -67,6 +64,7 @@ class Rig:
         clock: list[float] | None = None,
         flush_seconds: float = 0.0,
         send_changelog: Any = None,
+        history_topic: str | None = None,
     ) -> None:
         self.app: Any = faust.App(
             f"hookstream-runs-functional-{uuid.uuid4().hex[:8]}",
@@ -110,6 +108,7 @@ class Rig:
             flush_seconds=flush_seconds,
             send_changelog=send_changelog,
             clock=lambda: self.clock[0],
+            history_topic=history_topic,
         )
         ready = asyncio.Event()
         ready.set()
@@ -352,3 +351,38 @@ async def test_a_run_record_as_a_cloudevent_fires_like_a_plain_one(rig: Rig, mod
     assert parsed.event_id == f"ce-run-{mode}"
     assert parsed.event["occurred_at"].startswith("2026-12-01T12:00:00")
     assert rig.send.to(DLQ) == []
+
+
+async def test_run_firings_write_pending_history_before_the_ack() -> None:
+    """Each firing's job has a worker PENDING record on action-results; the ack awaits both."""
+    rig = Rig(history_topic=HISTORY)
+    try:
+        async with rig.agent.test_context() as ctx:
+            await ctx.put(run_metric_bytes(0, {"loss": 0.9}), key=KEY, partition=2)
+            second = await ctx.put(run_metric_bytes(1, {"loss": 0.05}), key=KEY, partition=2)
+            state = await ctx.put(run_state_bytes("finished"), key=KEY, partition=2)
+            assert await until(lambda: len(rig.send.to(HISTORY)) == 2, 2.0, 0.005)
+            jobs = [parse_action_job(r.value) for r in rig.send.to(ACTION_TOPICS["webhook"])]
+            records = rig.send.to(HISTORY)
+            results = [ActionResult.model_validate_json(r.value) for r in records]
+            assert [(r.job_id, r.status) for r in results] == [
+                (job.job_id, ResultStatus.PENDING) for job in jobs
+            ]
+            marks = [dict(r.headers or []) for r in records]
+            assert [m[EVENT_TYPE_HEADER] for m in marks] == [b"RUN_METRIC", b"RUN_STATE"]
+            assert {m[ORIGIN_HEADER] for m in marks} == {b"worker"}
+            assert [r.key for r in records] == [b"loss-watch", b"done"]
+            for sent in rig.send.records:
+                if sent.topic != HISTORY and not sent.future.done():
+                    sent.future.set_result(None)
+            for fut in rig.take_changelog():
+                topic = fut.message.channel.get_topic_name()
+                fut.set_result(RecordMetadata(topic, 2, TP(topic, 2), 0))
+            await settle()
+            assert not second.message.acked, "acked before its history record"
+            rig.deliver_all()
+            await asyncio.wait_for(rig.acks.drain(), 2)
+            assert second.message.acked
+            assert state.message.acked
+    finally:
+        rig.close()

@@ -11,8 +11,15 @@ import pytest
 from app.contract.jobs import job_id
 from app.contract.results import ActionResult, ResultStatus
 from app.kafka.clients import produce
+from app.serialization import loads
 from app.settings import Settings
-from tests.factories import event_dict
+from tests.factories import (
+    AVG_LOSS_FILTER,
+    event_dict,
+    run_automation_dict,
+    run_metric_bytes,
+    run_state_bytes,
+)
 from tests.integration.api_support import http, webhook_automation
 from tests.integration.harness import WorkerProcess, consume
 from tests.support import eventually, module_settings
@@ -198,3 +205,35 @@ def test_history_limit_parameter(worker: WorkerProcess) -> None:
     reply = http("GET", worker.url + "/automations/hist-limit/history?limit=1")
     assert len(reply.json["executions"]) == 1
     assert http("GET", worker.url + "/automations/hist-limit/history?limit=0").status == 400
+
+
+def test_run_firings_show_in_the_history_api(worker: WorkerProcess, settings: Settings) -> None:
+    """Run records on the real broker: each firing is PENDING in the history, its job default."""
+    entity = "runco"
+    metric = run_automation_dict(AVG_LOSS_FILTER, id="hist-run-loss", action={"payload": None})
+    metric["scope"] = {"type": "entity", "entity": entity}
+    state = run_automation_dict(
+        {"run_state_filter": {"states": ["FAILED"]}}, event="RUN_STATE", id="hist-run-failed"
+    )
+    state["scope"] = {"type": "entity", "entity": entity}
+    for data in (metric, state):
+        reply = http("POST", worker.url + "/automations", data)
+        assert reply.status == 201, reply.body
+    key = f"{entity}/mnist/run-1".encode()
+    records: list[tuple[bytes | None, bytes | None]] = [
+        (key, run_metric_bytes(0, {"loss": 0.9}, entity=entity, event_id="hist-run-0")),
+        (key, run_metric_bytes(1, {"loss": 0.05}, entity=entity, event_id="hist-run-1")),
+        (key, run_state_bytes("crashed", entity=entity, event_id="hist-run-2")),
+    ]
+    asyncio.run(produce(settings.kafka_bootstrap_servers, settings.run_events_topic, records))
+    assert eventually(lambda: status_of(worker, "hist-run-loss", "hist-run-1")) == "PENDING"
+    assert eventually(lambda: status_of(worker, "hist-run-failed", "hist-run-2")) == "PENDING"
+    entry = history(worker, "hist-run-loss")["executions"][0]
+    assert entry["job_id"] == job_id("hist-run-1", "hist-run-loss", 1)
+    assert entry["event_type"] == "RUN_METRIC"
+    assert history(worker, "hist-run-failed")["executions"][0]["event_type"] == "RUN_STATE"
+    assert history(worker, "hist-run-loss")["counters"]["matched"] == 1
+    job = job_of(settings, "hist-run-1")
+    payload = loads(job["action"]["payload"])
+    assert payload["run_path"] == f"{entity}/mnist/run-1"
+    assert (payload["metric_name"], payload["step"]) == ("loss", "1")

@@ -12,7 +12,7 @@ import yaml
 
 from app import serialization
 from app.settings import Settings
-from tests.factories import event_dict
+from tests.factories import AVG_LOSS_FILTER, event_dict, run_automation_dict, run_metric_bytes
 from tests.integration.api_support import http, webhook_automation
 from tests.integration.harness import ROOT, WorkerProcess, settings_env
 from tests.support import eventually, free_port, module_settings
@@ -162,6 +162,28 @@ def test_test_command_on_a_stored_and_on_a_file_automation(
     assert as_json["matched"] is True
     both = cli(settings, "test", "cli-dry", "-f", str(path))
     assert both.returncode == 1
+
+
+def test_test_command_on_a_run_automation_lists_each_record(
+    worker: WorkerProcess, settings: Settings, tmp_path: Path
+) -> None:
+    """A run automation's dry run prints each record's verdict; JSON lines are read too."""
+    path = write_yaml(tmp_path / "run.yaml", run_automation_dict(AVG_LOSS_FILTER, id="cli-run"))
+    generated = cli(settings, "test", "-f", str(path))
+    assert generated.returncode == 0, generated.stderr
+    assert generated.stdout.startswith("automation/cli-run: MATCHED (generated example ")
+    assert "  record 0 RUN_METRIC acme/mnist/example-run step 0: does not fire" in (
+        generated.stdout
+    )
+    events = tmp_path / "runs.jsonl"
+    events.write_bytes(
+        b"\n".join(run_metric_bytes(step, {"loss": 0.9}) for step in range(3)) + b"\n"
+    )
+    missed = cli(settings, "test", "-f", str(path), "--event", str(events))
+    assert missed.returncode == 0, missed.stderr
+    assert missed.stdout.startswith("automation/cli-run: NOT MATCHED (given 3 run records)")
+    assert "  record 2 RUN_METRIC acme/mnist/run-1 step 2: does not fire" in missed.stdout
+    assert "    - the condition is false at 0.9" in missed.stdout
 
 
 def test_history_command(worker: WorkerProcess, settings: Settings) -> None:

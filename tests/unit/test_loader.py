@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.loader import iter_event_lines, load_automations, load_events
+from app.core.loader import iter_event_lines, iter_records, load_automations, load_events
 from app.errors import InvalidAutomationError, InvalidEventError
 from app.serialization import dumps
 from tests.factories import event_bytes
@@ -136,3 +136,17 @@ def test_load_events_names_the_bad_line(tmp_path: Path) -> None:
     path.write_bytes(event_bytes() + b"\n[]\n")
     with pytest.raises(InvalidEventError, match="line 2: not a JSON object"):
         load_events(path)
+
+
+def test_iter_records_reads_json_lines_or_one_array(tmp_path: Path) -> None:
+    """One JSON array is read element by element; anything else as JSON lines."""
+    array = tmp_path / "records.json"
+    array.write_text('  [{"a": 1},\n {"b": [2]}, 3]')
+    assert list(iter_records(array)) == [
+        ("record", 1, b'{"a":1}'), ("record", 2, b'{"b":[2]}'), ("record", 3, b"3"),
+    ]  # fmt: skip
+    lines = tmp_path / "records.jsonl"
+    lines.write_text('[1, 2]\n{"a": 1}\n\n{"b": 2}\n')
+    assert list(iter_records(lines)) == [
+        ("line", 1, b"[1, 2]"), ("line", 2, b'{"a": 1}'), ("line", 4, b'{"b": 2}'),
+    ]  # fmt: skip

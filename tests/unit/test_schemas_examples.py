@@ -9,6 +9,7 @@ import pytest
 
 from app.contract.dead_letters import DeadLetter
 from app.contract.events import Event, parse_event
+from app.contract.runs import parse_run_record
 from app.contract.schemas import SCHEMAS, check_schemas, export_schemas, render_schemas
 from app.core.loader import iter_event_lines, load_automations
 from app.serialization import loads
@@ -94,3 +95,10 @@ def test_dead_letter_round_trip() -> None:
         failed_at=datetime(2026, 1, 1, tzinfo=UTC),
     )
     assert DeadLetter.model_validate_json(record.model_dump_json()).original_value() == b"\x00raw"
+
+
+def test_example_run_records_are_valid() -> None:
+    """Every line of deploy/examples/run-events.jsonl is a valid run record."""
+    lines = list(iter_event_lines(ROOT / "deploy" / "examples" / "run-events.jsonl"))
+    kinds = {parse_run_record(raw, 1 << 20)[0].event_type for _, raw in lines}
+    assert kinds == {"RUN_METRIC", "RUN_STATE"}

@@ -23,6 +23,8 @@ from wandb.automations import (
     OnCreateArtifact,
     OnLinkArtifact,
     OnRemoveArtifactTag,
+    OnRunMetric,
+    OnRunState,
     OnUnlinkArtifact,
     RunEvent,
     SendNotification,
@@ -33,6 +35,8 @@ from wandb.automations.scopes import ArtifactCollectionScope, ProjectScope, Team
 
 from app.contract.automations import (
     DEFAULT_NOTIFICATION_TITLE,
+    DEFAULT_RUN_METRIC_PAYLOAD,
+    DEFAULT_RUN_STATE_TITLE,
     DEFAULT_WEBHOOK_PAYLOAD,
     Automation,
     parse_automation,
@@ -488,3 +492,18 @@ def test_random_sdk_filters_fire_where_the_contract_says(
         events.append(registry_event(artifact={"aliases": aliases, "tags": tags}, **fields))
     expected = [(e["event_id"], "sdk") for e in events if holds(expr, e)]
     assert fired([automation], events) == expected
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_sdk_run_automations_without_payload_or_title_get_the_run_defaults() -> None:
+    """OnRunMetric >> SendWebhook / OnRunState >> SendNotification: the run defaults."""
+    metric = RunEvent.metric("loss").avg(3) < 0.2
+    # The SDK types event_type as required; its validator fills it (as in test_run_sdk).
+    on_metric: Any = OnRunMetric
+    hook = from_sdk(on_metric(scope=ACME, filter=metric) >> SendWebhook(integration_id=HOOK))
+    assert hook.action.type == "webhook"
+    assert hook.action.payload == DEFAULT_RUN_METRIC_PAYLOAD
+    state = OnRunState(scope=ACME, filter=RunEvent.state.in_(["FINISHED"]))
+    note = from_sdk(state >> SendNotification(integration_id=SLACK, message="done"))
+    assert note.action.type == "notification"
+    assert note.action.title == DEFAULT_RUN_STATE_TITLE

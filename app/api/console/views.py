@@ -29,7 +29,7 @@ from app.api.console.forms import (
 )
 from app.api.console.timeline import timeline
 from app.api.dryrun import dry_run_of_request
-from app.api.examples import example_event
+from app.api.examples import example_event, example_run_records
 from app.api.history_view import read_history
 from app.api.http import MAX_BODY_BYTES, ApiView, read_body
 from app.api.problems import ApiError
@@ -384,7 +384,14 @@ class ExamplePart(ConsoleView):
         """The dry-run form's event box, filled with the example."""
         self.ctx.store.ensure_loaded()
         automation = self.ctx.store.get(automation_id)
-        event = dumps_str(example_event(automation, datetime.now(UTC)), indent=True)
+        now = datetime.now(UTC)
+        # A run automation's example is a few run records crossing its condition.
+        example: Any = (
+            example_run_records(automation, now)
+            if automation.is_run_automation
+            else example_event(automation, now)
+        )
+        event = dumps_str(example, indent=True)
         return self.page("_event_box.html", event_text=event)
 
 

@@ -6,12 +6,16 @@ from typing import Any
 
 import pytest
 
-from app.api.examples import example_event
+from app.api.dryrun import dry_run
+from app.api.examples import example_event, example_run_records
+from app.contract.automations import parse_automation
 from app.contract.events import parse_event
+from app.contract.runs import parse_run_record
 from app.core.explain import explain
 from app.core.scopes import registry_project
 from app.serialization import dumps
-from tests.factories import NOW, make_automation
+from app.settings import Settings
+from tests.factories import NOW, make_automation, run_automation_dict
 
 SCOPES: dict[str, dict[str, Any]] = {
     "project": {"type": "project", "entity": "acme", "project": "vision"},
@@ -108,3 +112,54 @@ def test_sdk_wrapped_filters_on_alias_and_tag_shape_the_example(event_type: str)
     )
     event, _ = parse_event(dumps(example_event(automation, NOW)), 1 << 20)
     assert explain(automation, event).matched
+
+
+def _threshold(cmp_op: str, agg_op: str | None, window: int = 3) -> dict[str, Any]:
+    spec = {"name": "loss", "agg_op": agg_op, "window_size": window, "cmp_op": cmp_op,
+            "threshold": 0.5}  # fmt: skip
+    return {"run_metric_filter": {"threshold_filter": spec}}
+
+
+def _change(kind: str, direction: str, agg_op: str | None) -> dict[str, Any]:
+    spec = {"name": "acc", "agg_op": agg_op, "current_window_size": 2, "prior_window_size": 3,
+            "change_amount": 0.2, "change_type": kind, "change_dir": direction}  # fmt: skip
+    return {"run_metric_filter": {"change_filter": spec}}
+
+
+def _zscore(direction: str, window: int) -> dict[str, Any]:
+    spec = {"name": "loss", "window_size": window, "threshold": 2.5, "change_dir": direction}
+    return {"run_metric_filter": {"zscore_filter": spec}}
+
+
+RUN_CASES: list[tuple[str, dict[str, Any]]] = [
+    *(("RUN_METRIC", _threshold(op, agg)) for op in ("$gt", "$gte", "$lt", "$lte", "$eq", "$ne")
+      for agg in (None, "AVERAGE", "MIN", "MAX")),
+    *(("RUN_METRIC_CHANGE", _change(kind, way, agg)) for kind in ("ABSOLUTE", "RELATIVE")
+      for way in ("INCREASE", "DECREASE", "ANY") for agg in (None, "AVERAGE")),
+    *(("RUN_METRIC_ZSCORE", _zscore(way, window)) for way in ("INCREASE", "DECREASE", "ANY")
+      for window in (2, 5, 30)),
+    *(("RUN_STATE", {"run_state_filter": {"states": states}})
+      for states in (["FINISHED"], ["FAILED", "CRASHED"], ["KILLED"], ["RUNNING"])),
+    ("RUN_METRIC", {**_threshold("$lt", None), "run_filter": dumps({"$and": [
+        {"display_name": {"$eq": "nightly"}}, {"tags": {"$contains": "prod"}},
+        {"config.lr": 0.1}, {"user": "carol"}]}).decode()}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("event", "run_filter"), RUN_CASES)
+def test_example_run_records_make_the_run_automation_fire(
+    event: str, run_filter: dict[str, Any]
+) -> None:
+    """Generated run records are valid, inside the scope, and fire once (on the edge)."""
+    data = run_automation_dict(run_filter, event=event)
+    data["scope"] = {"type": "entity", "entity": "acme"}
+    automation = parse_automation(data)
+    records = example_run_records(automation, NOW)
+    for record in records:
+        parse_run_record(dumps(record), 1 << 20)
+    result = dry_run(automation, None, Settings(), NOW)
+    assert result["matched"], result["records"][-1]["reasons"]
+    assert result["event_generated"]
+    assert result["event"] == records
+    assert [r["fired"] for r in result["records"]].count(True) == 1
+    assert result["job"]["event_type"] == event

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from app.contract.automations import parse_automation
+from app.contract.jobs import job_id
 from app.contract.results import ActionResult, ResultStatus
 from app.core.history import (
     EVENT_TYPE_HEADER,
@@ -17,16 +19,21 @@ from app.core.history import (
     apply_result,
     execution_records,
     read_result,
+    run_execution_records,
 )
 from app.core.matching import AutomationIndex
 from app.core.pipeline import MemoryAliasStore, Pipeline, SourceInfo
+from app.core.run_pipeline import MemoryRunStore, RunPipeline, RunRules
 from app.serialization import dumps, loads
 from app.stream.history_table import fold_chunk
-from tests.factories import event_bytes, make_automation
+from tests.factories import event_bytes, make_automation, run_automation_dict, run_metric_bytes
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 MARK = WorkerMark("ADD_ARTIFACT_ALIAS", 2)
 TOPICS = {"webhook": "wh", "notification": "nt", "queue_job": "qj"}
+LOW_LOSS = {
+    "run_metric_filter": {"threshold_filter": {"name": "loss", "cmp_op": "$lt", "threshold": 0.5}}
+}
 
 
 def record(status: ResultStatus, job: str = "job-1", at: int = 0, **fields: Any) -> ResultRecord:
@@ -257,3 +264,55 @@ def test_a_chunk_writes_the_store_under_the_event_of_the_keys_last_record() -> N
     assert fold_chunk(table, chunk, 50) == 2
     assert seen == [("a", last_a), ("b", only_b)]
     assert current_event() is None
+
+
+def test_run_firings_get_worker_records_and_a_replay_is_kept_once() -> None:
+    """A run job is PENDING under the automation's event type; its replay is one execution."""
+    change = {"run_metric_filter": {"change_filter": {
+        "name": "loss", "change_amount": 0.5, "change_type": "ABSOLUTE", "change_dir": "ANY",
+    }}}  # fmt: skip
+    hook = parse_automation(run_automation_dict(change, event="RUN_METRIC_CHANGE"))
+    quiet = parse_automation(
+        run_automation_dict(LOW_LOSS, id="quiet", action={"type": "no_op", "url": None,
+                                                          "payload": None})
+    )  # fmt: skip
+    index = AutomationIndex([hook, quiet])
+    runs = RunPipeline(Pipeline(index, TOPICS, 1 << 20), RunRules(list(index)))
+    store = MemoryRunStore()
+    source = SourceInfo("run-events", 3, 0)
+    assert (
+        run_execution_records(
+            runs.process(run_metric_bytes(0, {"loss": 0.9}), store=store, source=source), T0
+        )
+        == []
+    )
+    second = SourceInfo("run-events", 3, 1)
+    result = runs.process(run_metric_bytes(1, {"loss": 0.1}), store=store, source=second)
+    records = run_execution_records(result, T0)
+    seen = {}
+    for out in records:
+        parsed = ActionResult.model_validate(loads(out.value))
+        headers = dict(out.headers)
+        seen[parsed.automation_id] = (parsed.status, headers[EVENT_TYPE_HEADER], parsed.job_id)
+    event_id = "acme/mnist/run-1@3:1"
+    assert seen == {
+        "loss-watch": (
+            ResultStatus.PENDING,
+            b"RUN_METRIC_CHANGE",
+            job_id(event_id, "loss-watch", 1),
+        ),
+        "quiet": (ResultStatus.FINISHED, b"RUN_METRIC", job_id(event_id, "quiet", 1)),
+    }
+    replay = runs.process(run_metric_bytes(1, {"loss": 0.1}), store=store, source=second)
+    assert replay.replayed
+    again = run_execution_records(replay, T0 + timedelta(seconds=5))
+    steps = [read_result(r.value, r.headers) for r in (*records, *again) if r.key == b"loss-watch"]
+    state: Mapping[str, Any] | None = None
+    for step in steps:
+        assert step is not None
+        state = apply_result(state, step[0], step[1], 50)
+    assert state is not None
+    history = AutomationHistory.model_validate(state)
+    assert len(history.executions) == 1
+    assert history.executions[0].event_type == "RUN_METRIC_CHANGE"
+    assert history.counters.matched == 1

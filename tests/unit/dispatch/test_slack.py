@@ -171,3 +171,25 @@ async def test_unknown_action_type_is_invalid(sender: WebhookSender) -> None:
     """deliver() refuses action types that are not HTTP deliveries."""
     outcome = await deliver({"action_type": "queue_job"}, sender, SecretResolver(environ={}))
     assert outcome.error_kind is ErrorKind.INVALID_JOB
+
+
+def test_run_jobs_name_the_run_not_an_artifact() -> None:
+    """A run job's message has a Run field (path and name) and no Artifact field."""
+    run_event = {
+        "event_type": "RUN_STATE",
+        "occurred_at": "2026-11-26T10:00:00Z",
+        "entity": "acme",
+        "project": "mnist",
+        "run": {"id": "1x2y3z", "name": "bright <sun>"},
+        "state": "failed",
+    }
+    job = {**note(), "event_type": "RUN_STATE", "event": run_event}
+    fields = build_slack_message(job, artifact_url_template=TEMPLATE)["attachments"][0]["fields"]
+    titles = [f["title"] for f in fields]
+    assert "Artifact" not in titles
+    assert {"title": "Run", "value": "acme/mnist/1x2y3z (bright &lt;sun&gt;)", "short": False} in (
+        fields
+    )
+    assert "Run" not in [
+        f["title"] for f in build_slack_message(note())["attachments"][0]["fields"]
+    ]
