@@ -10,12 +10,17 @@ and the partition that failed is fetched once more and decoded by
 ``app.kafka.records.read_batches``, which keeps an undecodable header key as bytes. The
 worker's pipeline turns such a record into a dead letter (``unreadable_header``) and
 goes on with the next. Nothing of this runs while batches decode normally.
+
+Seeks run on the consumer thread too: Faust's thread consumer calls aiokafka's ``seek``
+from the worker's main thread, where it races the fetcher running on the consumer
+thread's loop (workers stopped with a ``KeyError`` in ``Fetcher.fetched_records`` right
+after a seek at the end of a rebalance).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 from aiokafka.consumer.fetcher import FetchResult
 from aiokafka.errors import CorruptRecordException, KafkaError, for_code
@@ -93,6 +98,10 @@ class LenientConsumerThread(AIOKafkaConsumerThread):
                     consumer.seek(other, position)
             return await self._read_leniently(consumer, tp, before.get(tp), max_records)
 
+    async def seek_on_thread(self, partition: Any, offset: int) -> None:
+        """aiokafka's seek, run on this thread's loop (see the module docstring)."""
+        self._ensure_consumer().seek(partition, offset)
+
     async def _read_leniently(
         self, consumer: Any, tp: TopicPartition, position: int | None, max_records: int | None
     ) -> dict[TopicPartition, list[Any]]:
@@ -134,6 +143,11 @@ class LenientConsumer(FaustConsumer):
 
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
         return LenientConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def _seek(self, partition: Any, offset: int) -> None:
+        # _new_consumer_thread above made it.
+        thread = cast(LenientConsumerThread, self._thread)
+        await thread.call_thread(thread.seek_on_thread, partition, offset)
 
 
 class LenientTransport(FaustTransport):
