@@ -12,7 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from app.kafka.clients import producer, read_to_end, topic_partitions
 from bench.workload import BenchEvent
 
-__all__ = ["GroupLag", "OffsetWatcher", "prefill", "read_records"]
+__all__ = ["GroupLag", "OffsetWatcher", "prefill", "read_records", "wait_total"]
 
 
 async def prefill(
@@ -120,3 +120,13 @@ async def read_records(bootstrap: str, topics: Sequence[str]) -> list[ConsumerRe
     """Every record currently in the topics, read group-less from the beginning."""
     per_topic = await asyncio.gather(*(read_to_end(bootstrap, topic) for topic in topics))
     return [record for records in per_topic for record in records]
+
+
+async def wait_total(bootstrap: str, topics: list[str], expect: int, timeout: float) -> int:
+    """Wait until the topics hold `expect` records; returns how many they hold."""
+    watcher = OffsetWatcher(bootstrap)
+    await watcher.start()
+    try:
+        return await watcher.wait_for(topics, expect, timeout, poll=0.05)
+    finally:
+        await watcher.stop()

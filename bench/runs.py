@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any, Final
 
 import uvloop
-from aiokafka.partitioner import murmur2
 
 from app.contract.automations import Automation, parse_automation
 from app.contract.jobs import parse_action_job
@@ -39,8 +38,9 @@ from app.kafka.admin import TopicSpec, ensure_topics
 from app.kafka.automations import apply_automations
 from app.kafka.clients import producer
 from app.serialization import dumps, loads
-from bench.kafka_ops import OffsetWatcher, read_records
+from bench.kafka_ops import read_records, wait_total
 from bench.machine import cpu_seconds, rss_kib
+from bench.workload import epoch_seconds, partition_of
 from tests.integration.harness import WorkerProcess
 from tests.support import isolated_settings
 
@@ -169,10 +169,6 @@ def run_automations(count: int) -> list[Automation]:
     return out
 
 
-def _partition(key: bytes) -> int:
-    return (int(murmur2(key)) & 0x7FFFFFFF) % PARTITIONS
-
-
 def _sentinels(tag: str) -> list[tuple[bytes, bytes]]:
     """One sentinel record per partition (a run of its own, keyed onto that partition)."""
     out: dict[int, tuple[bytes, bytes]] = {}
@@ -181,7 +177,7 @@ def _sentinels(tag: str) -> list[tuple[bytes, bytes]]:
         run_id = f"sentinel-{tag}-{n}"
         key = f"{ENTITY}/sentinels/{run_id}".encode()
         n += 1
-        partition = _partition(key)
+        partition = partition_of(key, PARTITIONS)
         if partition in out:
             continue
         value = {
@@ -233,7 +229,7 @@ def _expected(
     offsets = [0] * PARTITIONS
     ids: set[str] = set()
     for key, value in records:
-        partition = _partition(key)
+        partition = partition_of(key, PARTITIONS)
         offset = offsets[partition]
         offsets[partition] += 1
         result = pipeline.process(value, store=store, source=SourceInfo("r", partition, offset))
@@ -275,15 +271,6 @@ def _floor(bootstrap: str, topic: str, expect: int, workdir: Path, tag: str) -> 
     raise RuntimeError(f"no floor line in:\n{done.stdout[-2000:]}")
 
 
-async def _wait_total(bootstrap: str, topics: list[str], expect: int, timeout: float) -> int:
-    watcher = OffsetWatcher(bootstrap)
-    await watcher.start()
-    try:
-        return await watcher.wait_for(topics, expect, timeout, poll=0.05)
-    finally:
-        await watcher.stop()
-
-
 def s5(
     bootstrap: str, workdir: Path, *, records: int, runs: int, automations: int, say: Any = print
 ) -> RunsResult:
@@ -309,7 +296,7 @@ def s5(
         assert worker.proc is not None
         rss_ready, _ = rss_kib(worker.proc.pid)
         cpu_ready = sum(cpu_seconds(worker.proc.pid))
-        got = uvloop.run(_wait_total(bootstrap, [topic], len(expected), 900))
+        got = uvloop.run(wait_total(bootstrap, [topic], len(expected), 900))
         if got < len(expected):
             raise TimeoutError(f"S5: {got} of {len(expected)} jobs\n{worker.log_tail()}")
         rss_end, _ = rss_kib(worker.proc.pid)
@@ -323,7 +310,7 @@ def s5(
         (job, r.timestamp) for job, r in zip(jobs, out, strict=True)
         if job["automation_id"] == "bench-sentinel"
     ]  # fmt: skip
-    first = min(_epoch(job["created_at"]) for job, _ in sentinel_jobs)
+    first = min(epoch_seconds(job["created_at"]) for job, _ in sentinel_jobs)
     last = max(ts for _, ts in sentinel_jobs) / 1000
     seen = set(ids)
     return RunsResult(
@@ -341,12 +328,6 @@ def s5(
         state_bytes_per_run=state_bytes,
         cpu_seconds=cpu,
     )
-
-
-def _epoch(stamp: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 def _lines(r: RunsResult) -> list[tuple[str, str]]:

@@ -11,7 +11,6 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +25,10 @@ from app.kafka.clients import topic_partitions
 from app.serialization import loads
 from app.settings import Settings
 from bench import workload
-from bench.kafka_ops import GroupLag, OffsetWatcher, prefill, read_records
+from bench.kafka_ops import GroupLag, prefill, read_records, wait_total
 from bench.machine import cpu_seconds, rss_kib
 from bench.matcher import expected_job_ids
-from bench.workload import BenchEvent
+from bench.workload import BenchEvent, epoch_seconds
 from tests.integration.harness import WorkerProcess
 from tests.support import isolated_settings
 
@@ -413,7 +412,7 @@ def worker_run(
             )
         cpu_ready = cpu_seconds(worker.proc.pid)
         ready_at = time.monotonic()
-        got = uvloop.run(_wait_total(bench.bootstrap, action_topics, len(expected), timeout))
+        got = uvloop.run(wait_total(bench.bootstrap, action_topics, len(expected), timeout))
         if got < len(expected):
             raise TimeoutError(f"{label}: {got} of {len(expected)} jobs in {timeout}s")
         rss_end, rss_peak = rss_kib(worker.proc.pid)
@@ -430,7 +429,7 @@ def worker_run(
     # The worker decides an event (the job's created_at) before it queues the job (its
     # CreateTime) at the end of a batch: the span runs from the first decision to the
     # last job queued, so batching cannot hide the start of consumption.
-    first_ms = min((_epoch(job["created_at"]) * 1000 for job in jobs), default=0.0)
+    first_ms = min((epoch_seconds(job["created_at"]) * 1000 for job in jobs), default=0.0)
     last_ms = max((r.timestamp for r in records), default=0)
     seen = set(ids)
     return WorkerRun(
@@ -455,21 +454,6 @@ def worker_run(
         wall_seconds=wall,
         profile=profiled,
     )
-
-
-async def _wait_total(bootstrap: str, topics: list[str], expect: int, timeout: float) -> int:
-    """Wait until the topics hold `expect` records; returns how many they hold."""
-    watcher = OffsetWatcher(bootstrap)
-    await watcher.start()
-    try:
-        return await watcher.wait_for(topics, expect, timeout, poll=0.05)
-    finally:
-        await watcher.stop()
-
-
-def _epoch(stamp: str) -> float:
-    """An ISO-8601 timestamp as seconds since the epoch."""
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 def _loadgen(bench: Bench, settings: Settings, rate: int, seconds: float, prefix: str) -> list[str]:
@@ -556,7 +540,7 @@ async def _measure_rate(
                     job = loads(record.value)
                     if not job["event_id"].startswith(prefix):
                         continue
-                    occurred = _epoch(job["event"]["occurred_at"])
+                    occurred = epoch_seconds(job["event"]["occurred_at"])
                     first = occurred if first is None else min(first, occurred)
                     if occurred < first + warmup:
                         continue

@@ -27,6 +27,7 @@ __all__ = [
     "automations",
     "bench_event",
     "core_automations",
+    "epoch_seconds",
     "event_dict",
     "events",
     "now_iso",
@@ -166,6 +167,11 @@ def bench_event(event: dict[str, Any]) -> BenchEvent:
 def now_iso() -> str:
     """The current UTC time as the contract writes it (RFC 3339, microseconds)."""
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def epoch_seconds(stamp: str) -> float:
+    """An RFC 3339 timestamp (as now_iso writes it) as seconds since the epoch."""
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 def events(count: int, *, seed: int = 7, prefix: str = "bench") -> Iterator[BenchEvent]:

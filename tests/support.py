@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
+import faust
+
 from app import serialization
 from app.kafka.admin import TopicSpec, ensure_topics
 from app.kafka.clients import log_reader, partitions_of, rewind
@@ -37,6 +39,7 @@ __all__ = [
     "free_ports",
     "isolated_settings",
     "module_settings",
+    "offline_app",
     "read_back",
     "until",
     "wait_for",
@@ -130,6 +133,21 @@ def fault_test_settings(bootstrap: str, uid: str, tmp: Path, **overrides: Any) -
     settings = isolated_settings(bootstrap, uid, tmp, **overrides)
     asyncio.run(ensure_topics(settings, [TopicSpec(f"fault-mirror-{uid}", 4)]))
     return settings
+
+
+def offline_app(name: str, **settings: Any) -> Any:
+    """A faust.App for in-process tests: memory store, and a broker nothing can reach.
+
+    Port 9 answers nobody, so a test that would touch Kafka fails instead of using the
+    development broker on :9092.
+    """
+    return faust.App(
+        f"{name}-{uuid.uuid4().hex[:8]}",
+        broker="kafka://127.0.0.1:9",
+        store="memory://",
+        autodiscover=False,
+        **{"web_enabled": False, **settings},
+    )
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, every: float = 0.5) -> bool:

@@ -24,6 +24,7 @@ from faust.tables.globaltable import GlobalTable
 from app.core.matching import AutomationIndex
 from app.core.pipeline import automation_from_record
 from app.errors import HookstreamError
+from app.stream.topics import raw_topic
 
 __all__ = ["AUTOMATIONS_TABLE", "NamedChangelogGlobalTable", "RuleBook", "define_automations_table"]
 
@@ -140,14 +141,7 @@ def define_automations_table(app: Any, topic: str, rulebook: RuleBook) -> Any:
         rulebook.apply(message.key, message.value)
         rulebook.advance(message.partition, message.offset + 1)
 
-    changelog = app.topic(
-        topic,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=1,
-    )
+    changelog = raw_topic(app, topic, 1)
     table = app.GlobalTable(
         AUTOMATIONS_TABLE,
         default=None,

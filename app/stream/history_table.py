@@ -30,6 +30,7 @@ from app.core.limits import RecordLimits
 from app.settings import Settings
 from app.stream.context import current_event_of
 from app.stream.routed import RoutedTable
+from app.stream.topics import raw_topic
 
 __all__ = ["HISTORY_TABLE", "HistoryTable", "define_history", "fold_chunk"]
 
@@ -66,14 +67,7 @@ def define_history(
         key_type=str,
         help="automation id -> last executions and counters",
     )
-    results = app.topic(
-        settings.action_results_topic,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.topic_partitions,
-    )
+    results = raw_topic(app, settings.action_results_topic, settings.topic_partitions)
     size = settings.history_size
     # A table value is one changelog record: it must fit the changelog's record limit.
     limits = limits or RecordLimits.from_settings(settings)

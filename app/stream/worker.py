@@ -48,6 +48,7 @@ from app.stream.lag import LagGauge, define_lag_timer
 from app.stream.metrics import WorkerMetrics
 from app.stream.offsets import on_rebalance_complete
 from app.stream.runs import RunPath, TableRunStore, define_run_agent, define_run_table
+from app.stream.topics import raw_topic
 from app.stream.transport import install as install_transport
 from app.stream.tuning import faust_settings, tune_gc
 
@@ -200,14 +201,7 @@ class Hookstream:
         define_lag_timer(self.app, self.lag, self.lag_gauge)
 
     def _raw_topic(self, name: str) -> Any:
-        return self.app.topic(
-            name,
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=self.settings.topic_partitions,
-        )
+        return raw_topic(self.app, name, self.settings.topic_partitions)
 
     async def readiness(self) -> dict[str, bool]:
         """The checks behind /readyz."""

@@ -447,6 +447,19 @@ def expected_jobs(
     return jobs
 
 
+async def _config_value(
+    admin: AIOKafkaAdminClient, kind: ConfigResourceType, resource: str, name: str
+) -> str | None:
+    """One configuration value of a topic or broker, as it reports it; None if absent."""
+    wanted = ConfigResource(kind, resource, configs={name: None})
+    (response,) = await admin.describe_configs([wanted])
+    for item in response.to_object()["resources"]:
+        for entry in item["config_entries"]:
+            if entry["config_names"] == name:
+                return str(entry["config_value"])
+    return None
+
+
 def topic_config(bootstrap: str, topic: str, name: str) -> str | None:
     """One configuration value of a topic, as the broker reports it."""
 
@@ -454,13 +467,7 @@ def topic_config(bootstrap: str, topic: str, name: str) -> str | None:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         await admin.start()
         try:
-            resource = ConfigResource(ConfigResourceType.TOPIC, topic, configs={name: None})
-            (response,) = await admin.describe_configs([resource])
-            for item in response.to_object()["resources"]:
-                for entry in item["config_entries"]:
-                    if entry["config_names"] == name:
-                        return str(entry["config_value"])
-            return None
+            return await _config_value(admin, ConfigResourceType.TOPIC, topic, name)
         finally:
             await admin.close()
 
@@ -476,13 +483,7 @@ def broker_config(bootstrap: str, name: str) -> str | None:
         try:
             brokers = await admin.describe_cluster()
             node = str(brokers["brokers"][0]["node_id"])
-            resource = ConfigResource(ConfigResourceType.BROKER, node, configs={name: None})
-            (response,) = await admin.describe_configs([resource])
-            for item in response.to_object()["resources"]:
-                for entry in item["config_entries"]:
-                    if entry["config_names"] == name:
-                        return str(entry["config_value"])
-            return None
+            return await _config_value(admin, ConfigResourceType.BROKER, node, name)
         finally:
             await admin.close()
 

@@ -17,11 +17,9 @@ table is a dict-backed fake (``HistoryReader``); history routing is covered else
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-import faust
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -43,6 +41,7 @@ from tests.factories import (
     run_metric_bytes,
     run_state_bytes,
 )
+from tests.support import offline_app
 
 AUTOMATIONS = "automations"
 
@@ -80,15 +79,7 @@ class Rig:
         self.settings = Settings(
             automations_topic=AUTOMATIONS, api_write_wait_seconds=0.2, **overrides
         )
-        self.app: Any = faust.App(
-            f"hookstream-api-{uuid.uuid4().hex[:8]}",
-            # Nothing may reach a broker here (the dev broker runs on :9092).
-            broker="kafka://127.0.0.1:9",
-            store="memory://",
-            autodiscover=False,
-            web_enabled=True,
-            canonical_url=canonical_url,
-        )
+        self.app: Any = offline_app("hookstream-api", web_enabled=True, canonical_url=canonical_url)
         self.index = AutomationIndex(automations)
         self.rulebook = RuleBook(self.index)
         self.rulebook.ready.set()

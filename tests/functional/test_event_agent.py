@@ -37,11 +37,9 @@ How Faust's test context delivers events, and so what each test proves (faust-st
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import faust
 import pytest
 from faust.types.tuples import TP, ConsumerMessage, RecordMetadata
 from prometheus_client import CollectorRegistry
@@ -57,6 +55,7 @@ from app.stream.agents import EventPath, agent_name, define_event_agent
 from app.stream.aliases import AliasState, TableAliasPointers, define_alias_table
 from app.stream.flushes import StateFlush
 from app.stream.metrics import WorkerMetrics
+from app.stream.topics import raw_topic
 from app.testing import RecordingSend
 from tests.factories import (
     ACTION_TOPICS,
@@ -66,7 +65,7 @@ from tests.factories import (
     make_automation,
     make_event,
 )
-from tests.support import until
+from tests.support import offline_app, until
 
 EVENTS = "registry-events"
 DLQ = "events.dlq"
@@ -80,22 +79,8 @@ class Rig:
     """A faust.App with the event agent over one topic, as the worker defines it."""
 
     def __init__(self, automations: list[Automation] | None = None) -> None:
-        self.app: Any = faust.App(
-            f"hookstream-functional-{uuid.uuid4().hex[:8]}",
-            # Nothing may reach a broker here (the dev broker runs on :9092).
-            broker="kafka://127.0.0.1:9",
-            store="memory://",
-            autodiscover=False,
-            web_enabled=False,
-        )
-        self.topic: Any = self.app.topic(
-            EVENTS,
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=PARTITIONS,
-        )
+        self.app: Any = offline_app("hookstream-functional")
+        self.topic: Any = raw_topic(self.app, EVENTS, PARTITIONS)
         self.table: Any = define_alias_table(self.app, PARTITIONS)
         self.state = AliasState(self.table)
         # After every batch, through Faust's producer buffer (take_changelog reads it).

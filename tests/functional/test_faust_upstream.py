@@ -18,7 +18,6 @@ fixed the bug and the workaround can go.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -34,6 +33,7 @@ from app.stream.automations import (
     RuleBook,
     define_automations_table,
 )
+from tests.support import offline_app
 
 TOPIC = "hookstream.automations"
 MEMBERS = ("member-a", "member-b")
@@ -44,14 +44,7 @@ def automations_table(global_table_class: type | None) -> tuple[Any, Any]:
     settings: dict[str, Any] = {}
     if global_table_class is not None:
         settings["GlobalTable"] = global_table_class
-    app = faust.App(
-        f"hookstream-upstream-{uuid.uuid4().hex[:8]}",
-        broker="kafka://127.0.0.1:9",
-        store="memory://",
-        autodiscover=False,
-        web_enabled=False,
-        **settings,
-    )
+    app = offline_app("hookstream-upstream", **settings)
     table = define_automations_table(app, TOPIC, RuleBook(AutomationIndex()))
     return app, table
 

@@ -12,12 +12,10 @@ records wait in Faust's producer buffer, where the test resolves them as Kafka w
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import faust
 import pytest
 from faust.types.tuples import TP, RecordMetadata
 from prometheus_client import CollectorRegistry
@@ -35,6 +33,7 @@ from app.serialization import loads
 from app.stream.acks import OrderedAcks
 from app.stream.metrics import WorkerMetrics
 from app.stream.runs import RunPath, TableRunStore, define_run_agent, define_run_table
+from app.stream.topics import raw_topic
 from app.testing import RecordingSend
 from tests.factories import (
     ACTION_TOPICS,
@@ -44,7 +43,7 @@ from tests.factories import (
     run_metric_bytes,
     run_state_bytes,
 )
-from tests.support import until
+from tests.support import offline_app, until
 
 RUNS = "run-events"
 DLQ = "events.dlq"
@@ -66,21 +65,8 @@ class Rig:
         send_changelog: Any = None,
         history_topic: str | None = None,
     ) -> None:
-        self.app: Any = faust.App(
-            f"hookstream-runs-functional-{uuid.uuid4().hex[:8]}",
-            broker="kafka://127.0.0.1:9",  # nothing may reach a broker here
-            store="memory://",
-            autodiscover=False,
-            web_enabled=False,
-        )
-        self.topic: Any = self.app.topic(
-            RUNS,
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=PARTITIONS,
-        )
+        self.app: Any = offline_app("hookstream-runs-functional")
+        self.topic: Any = raw_topic(self.app, RUNS, PARTITIONS)
         self.table: Any = define_run_table(self.app, PARTITIONS)
         automations = [
             parse_automation(run_automation_dict(LOW_LOSS)),
