@@ -15,6 +15,9 @@ Seeks run on the consumer thread too: Faust's thread consumer calls aiokafka's `
 from the worker's main thread, where it races the fetcher running on the consumer
 thread's loop (workers stopped with a ``KeyError`` in ``Fetcher.fetched_records`` right
 after a seek at the end of a rebalance).
+
+Fetched records reach the conductor through ``app.stream.drain`` (Faust's drain loop
+without a ``wait_first`` per record where the callback does not wait).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from faust.transport.drivers.aiokafka import Consumer as FaustConsumer
 from faust.transport.drivers.aiokafka import Transport as FaustTransport
 
 from app.kafka.records import read_batches
+from app.stream.drain import drain_messages
 
 __all__ = ["LenientConsumer", "LenientConsumerThread", "LenientTransport", "install"]
 
@@ -139,7 +143,13 @@ class LenientConsumerThread(AIOKafkaConsumerThread):
 
 
 class LenientConsumer(FaustConsumer):
-    """Faust's aiokafka consumer with the lenient consumer thread."""
+    """Faust's aiokafka consumer with the lenient consumer thread and drain loop."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # partition -> offset of the record app.stream.drain delivered last; forgotten
+        # at every seek, after which Faust's read offset is the next offset to read.
+        self.delivered_offsets: dict[Any, int] = {}
 
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
         return LenientConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -148,6 +158,26 @@ class LenientConsumer(FaustConsumer):
         # _new_consumer_thread above made it.
         thread = cast(LenientConsumerThread, self._thread)
         await thread.call_thread(thread.seek_on_thread, partition, offset)
+
+    async def seek(self, partition: Any, offset: int) -> None:
+        """Faust's seek; the partition's delivered offset is forgotten first."""
+        self.delivered_offsets.pop(partition, None)
+        await super().seek(partition, offset)
+
+    async def seek_to_committed(self) -> Any:
+        """Faust's seek to the committed offsets (perform_seek's); forgets every delivery."""
+        self.delivered_offsets.clear()
+        return await super().seek_to_committed()
+
+    async def seek_wait(self, partitions: Any) -> None:
+        """Faust's seek of several partitions; forgets their deliveries."""
+        for partition in partitions:
+            self.delivered_offsets.pop(partition, None)
+        await super().seek_wait(partitions)
+
+    async def _drain_messages(self, fetcher: Any) -> None:
+        # Faust's loop, without its per-record wait_first where the callback does not wait.
+        await drain_messages(self, fetcher)
 
 
 class LenientTransport(FaustTransport):

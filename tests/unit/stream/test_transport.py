@@ -81,3 +81,42 @@ async def test_a_seek_runs_on_the_consumer_thread() -> None:
     await LenientConsumer._seek(cast(Any, holder), tp, 7)
     assert thread.on_thread == ["seek_on_thread"]
     assert thread.consumer.seeks == [(tp, 7)]
+
+
+async def test_every_seek_forgets_the_delivered_offsets_it_moves() -> None:
+    """seek, seek_wait and seek_to_committed clear what the drain loop delivered last."""
+    app = faust.App(
+        "hookstream-transport-seek-test",
+        broker="kafka://127.0.0.1:9",
+        store="memory://",
+        autodiscover=False,
+        web_enabled=False,
+    )
+    install(app)
+    consumer = cast(LenientConsumer, app.consumer)
+    p0, p1, p2 = TP("registry-events", 0), TP("registry-events", 1), TP("registry-events", 2)
+    moved: list[Any] = []
+
+    async def _seek(partition: TP, offset: int) -> None:
+        moved.append((partition, offset))
+
+    async def seek_wait(partitions: Any) -> None:
+        moved.append(dict(partitions))
+
+    async def seek_to_committed() -> dict[TP, int]:
+        moved.append("committed")
+        return {}
+
+    thread = SimpleNamespace(seek_wait=seek_wait, seek_to_committed=seek_to_committed)
+    consumer._thread.thread_loop.close()
+    consumer._seek = _seek  # type: ignore[method-assign]  # no broker: record the seek
+    consumer._thread = thread  # type: ignore[assignment]  # no broker: record the calls
+    consumer.delivered_offsets.update({p0: 5, p1: 7, p2: 9})
+    await consumer.seek(p0, 5)
+    assert consumer.delivered_offsets == {p1: 7, p2: 9}
+    assert consumer._read_offset[p0] == 5
+    await consumer.seek_wait({p1: 3})
+    assert consumer.delivered_offsets == {p2: 9}
+    await consumer.seek_to_committed()
+    assert consumer.delivered_offsets == {}
+    assert moved == [(p0, 5), {p1: 3}, "committed"]
