@@ -6,7 +6,6 @@ from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any, cast
 
-import faust
 from faust.types import TP
 
 from app.stream.transport import (
@@ -15,17 +14,12 @@ from app.stream.transport import (
     LenientTransport,
     install,
 )
+from tests.support import offline_app
 
 
 def test_install_gives_the_app_the_lenient_transport_and_consumer() -> None:
     """After install, the App's consumer is the lenient one, with the lenient thread."""
-    app = faust.App(
-        "hookstream-transport-test",
-        broker="kafka://127.0.0.1:9",
-        store="memory://",
-        autodiscover=False,
-        web_enabled=False,
-    )
+    app = offline_app("hookstream-transport-test")
     install(app)
     assert isinstance(app.transport, LenientTransport)
     consumer = app.consumer
@@ -85,13 +79,7 @@ async def test_a_seek_runs_on_the_consumer_thread() -> None:
 
 async def test_every_seek_forgets_the_delivered_offsets_it_moves() -> None:
     """seek, seek_wait and seek_to_committed clear what the drain loop delivered last."""
-    app = faust.App(
-        "hookstream-transport-seek-test",
-        broker="kafka://127.0.0.1:9",
-        store="memory://",
-        autodiscover=False,
-        web_enabled=False,
-    )
+    app = offline_app("hookstream-transport-seek-test")
     install(app)
     consumer = cast(LenientConsumer, app.consumer)
     p0, p1, p2 = TP("registry-events", 0), TP("registry-events", 1), TP("registry-events", 2)
