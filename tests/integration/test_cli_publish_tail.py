@@ -18,13 +18,14 @@ from tests.integration.harness import ROOT, WorkerProcess, settings_env
 
 
 def hookstream(
-    settings: Settings, *args: str, timeout: float = 60
+    settings: Settings, *args: str, timeout: float = 60, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run the console script with this test's settings."""
+    """Run the console script with this test's settings (and `stdin` as its input)."""
     return subprocess.run(
         [sys.executable, "-m", "app.cli", *args],
         cwd=ROOT,
         env=settings_env(settings),
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -184,16 +185,7 @@ def test_publish_refuses_an_invalid_run_record_and_sends_nothing(hs_settings: Se
     """A RUN_METRIC whose metric is a string: exit 1 naming `metrics.loss`, and the
     run-events topic stays empty."""
     record = run_metric_dict(1, {"loss": "low"})
-    refused = subprocess.run(
-        [sys.executable, "-m", "app.cli", "publish", "-"],
-        cwd=ROOT,
-        env=settings_env(hs_settings),
-        input=serialization.dumps_str(record),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    refused = hookstream(hs_settings, "publish", "-", stdin=serialization.dumps_str(record))
     assert refused.returncode == 1
     assert refused.stderr.startswith("invalid run record: metrics.loss"), refused.stderr
     tailed = hookstream(
@@ -202,3 +194,12 @@ def test_publish_refuses_an_invalid_run_record_and_sends_nothing(hs_settings: Se
     )
     assert tailed.returncode == 0, tailed.stderr
     assert tailed.stdout == ""
+    # --raw sends it as it is, to run-events (where the worker dead-letters it).
+    raw = hookstream(hs_settings, "publish", "--raw", "-", stdin=serialization.dumps_str(record))
+    assert raw.returncode == 0, raw.stderr
+    sent = hookstream(
+        hs_settings,
+        *("tail", hs_settings.run_events_topic, "--from-beginning", "--max", "1"),
+        *("--timeout", "30"),
+    )
+    assert serialization.loads(sent.stdout.partition("\t")[2]) == record

@@ -216,6 +216,7 @@ def test_a_run_metric_threshold_automation_is_created_in_the_form_and_listed(
     page.get_by_label("Run metric filter (JSON)").fill(serialization.dumps_str(threshold))
     page.get_by_label("Cooldown (seconds)").fill("60")
     page.get_by_label("Action type").select_option("no_op")
+    shot(page, "create-run")
     page.get_by_role("button", name="Create").click()
     page.wait_for_url("**/console/automations/console-loss-low")
     stored = api(worker, "GET", "/automations/console-loss-low").json
