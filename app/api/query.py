@@ -6,8 +6,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from app.api.problems import ApiError
-from app.contract.automations import Automation
+from app.contract.automations import AUTOMATION_EVENT_TYPES, SCOPE_TYPES, Automation
 from app.contract.events import EventType
+from app.contract.runs import RunEventType
 from app.core.scopes import scope_fields
 
 __all__ = ["LIST_PARAMETERS", "AutomationQuery", "parse_query", "select"]
@@ -24,7 +25,8 @@ LIST_PARAMETERS: dict[str, str] = {
     "q": "text search: every word must occur in the id, name, description or scope",
 }
 
-_SCOPE_TYPES = frozenset({"project", "registry", "artifact_collection", "entity"})
+_EVENT_TYPES = {t.value: t for t in AUTOMATION_EVENT_TYPES}
+_SCOPE_TYPES = frozenset(SCOPE_TYPES)
 _ACTION_TYPES = frozenset({"webhook", "notification", "queue_job", "kafka", "no_op"})
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
@@ -33,7 +35,7 @@ _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "
 class AutomationQuery:
     """Every filter of a list request; None means "any"."""
 
-    event: EventType | None = None
+    event: EventType | RunEventType | None = None
     scope_type: str | None = None
     entity: str | None = None
     project: str | None = None
@@ -62,10 +64,10 @@ def parse_query(params: Mapping[str, str]) -> AutomationQuery:
             400,
             f"unknown query parameter {', '.join(unknown)}; known: {', '.join(LIST_PARAMETERS)}",
         )
-    event: EventType | None = None
+    event: EventType | RunEventType | None = None
     if "event" in params:
         raw = "LINK_ARTIFACT" if params["event"] == "LINK_MODEL" else params["event"]
-        event = EventType(_one_of("event", raw, (t.value for t in EventType)))
+        event = _EVENT_TYPES[_one_of("event", raw, _EVENT_TYPES)]
     enabled: bool | None = None
     if "enabled" in params:
         flag = params["enabled"].lower()

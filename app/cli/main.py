@@ -13,6 +13,16 @@ from typing import Any
 
 from app import serialization
 from app.cli.api_commands import add_api_commands
+from app.cli.publish import (
+    RUN_STATES,
+    UsageError,
+    is_run_record,
+    key_value,
+    metric_flag,
+    run_record_from_flags,
+)
+from app.contract.events import EventType
+from app.contract.runs import RUN_RECORD_TYPES
 from app.contract.timestamps import iso_z
 from app.dispatch.signing import add_secret_arguments
 from app.errors import HookstreamError
@@ -87,15 +97,9 @@ def cmd_schemas(args: argparse.Namespace) -> int:
 
 
 def _event_from_flags(args: argparse.Namespace) -> dict[str, Any]:
-    metadata: dict[str, Any] = {}
-    for item in args.metadata or []:
-        key, _, raw = item.partition("=")
-        try:
-            metadata[key] = serialization.loads(raw)
-        except serialization.JSONDecodeError:
-            metadata[key] = raw
+    metadata = key_value(args.metadata)
     event: dict[str, Any] = {
-        "event_id": str(uuid.uuid4()),
+        "event_id": args.event_id or str(uuid.uuid4()),
         "event_type": args.type,
         "occurred_at": iso_z(datetime.now(UTC)),
         "entity": args.entity,
@@ -129,7 +133,7 @@ def _event_from_flags(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    """Publish events (a JSON file, JSON lines, or one built from flags)."""
+    """Publish events and run records (a JSON file, JSON lines, or one built from flags)."""
     settings = _settings()
     if args.file:
         text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
@@ -146,6 +150,12 @@ def cmd_publish(args: argparse.Namespace) -> int:
                 print(f"invalid event: {args.file} is not valid JSON ({exc})", file=sys.stderr)
                 return 1
             raws = [stripped.encode()]
+    elif args.type in RUN_RECORD_TYPES:
+        try:
+            raws = [serialization.dumps(run_record_from_flags(args))]
+        except UsageError as exc:
+            print(exc, file=sys.stderr)
+            return 2
     else:
         if not (args.type and args.entity and args.project and args.collection):
             print(
@@ -160,31 +170,41 @@ def cmd_publish(args: argparse.Namespace) -> int:
 async def _publish(
     settings: Settings, raws: list[bytes], *, topic: str | None, raw_ok: bool
 ) -> int:
-    """Valid events through the producer library; with --raw, invalid ones as they are."""
+    """Valid events and run records through the producer library, nothing unless every
+    one is valid; with --raw, invalid ones as they are (run records to run-events)."""
     from app.contract.events import Event, parse_event
+    from app.contract.runs import RunMetricRecord, RunStateRecord, parse_run_record
     from app.kafka.clients import produce
     from app.producer import AsyncProducer
 
-    events: list[tuple[Event, dict[str, Any]]] = []
-    invalid: list[tuple[bytes | None, bytes | None]] = []
-    for raw in raws:
+    valid: list[tuple[Event | RunMetricRecord | RunStateRecord, dict[str, Any]]] = []
+    invalid: dict[str, list[tuple[bytes | None, bytes | None]]] = {}
+    for number, raw in enumerate(raws, 1):
+        run = is_run_record(raw)
+        parse = parse_run_record if run else parse_event
         try:
-            event, obj = parse_event(raw, settings.max_event_bytes)
+            valid.append(parse(raw, settings.max_event_bytes))
         except HookstreamError as exc:
             if not raw_ok:
-                print(f"invalid event: {exc}", file=sys.stderr)
+                where = f"record {number}: " if len(raws) > 1 else ""
+                print(f"invalid {'run record' if run else 'event'}: {where}{exc}", file=sys.stderr)
                 return 1
-            invalid.append((None, raw))
-            continue
-        events.append((event, obj))
+            default = settings.run_events_topic if run else settings.artifact_events_topic
+            invalid.setdefault(topic or default, []).append((None, raw))
     async with AsyncProducer(settings, client_id="hookstream-publish") as producer:
-        for event, obj in events:
-            sent = await producer.publish(obj, topic=topic)
-            print(f"{sent.topic} <- {sent.event_type} {sent.event_id} ({event.collection_path})")
-    if invalid:
-        await produce(
-            settings.kafka_bootstrap_servers, topic or settings.artifact_events_topic, invalid
-        )
+        for parsed, obj in valid:
+            if isinstance(parsed, Event):
+                sent = await producer.publish(obj, topic=topic)
+                print(
+                    f"{sent.topic} <- {sent.event_type} {sent.event_id} ({parsed.collection_path})"
+                )
+                continue
+            sent = await producer.publish_run(obj, topic=topic)
+            # Without an event_id, the worker's own: run path @ partition:offset.
+            event_id = sent.event_id or f"{parsed.run_path}@{sent.partition}:{sent.offset}"
+            print(f"{sent.topic} <- {sent.event_type} {event_id} ({parsed.run_path})")
+    for destination, records in invalid.items():
+        await produce(settings.kafka_bootstrap_servers, destination, records)
     return 0
 
 
@@ -316,35 +336,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", default=str(ROOT / "schemas"))
     p.set_defaults(func=cmd_schemas)
 
-    p = sub.add_parser("publish", help="publish an event")
-    p.add_argument("file", nargs="?", help="JSON or JSON lines file, - for stdin")
+    p = sub.add_parser("publish", help="publish an event or a run record")
     p.add_argument(
-        "--type",
-        choices=[
-            "CREATE_ARTIFACT",
-            "ADD_ARTIFACT_ALIAS",
-            "LINK_ARTIFACT",
-            "LINK_MODEL",
-            *(
-                "UNLINK_ARTIFACT",
-                "ADD_ARTIFACT_TAG",
-                "REMOVE_ARTIFACT_TAG",
-                "REMOVE_ARTIFACT_ALIAS",
-            ),
-        ],
+        "file",
+        nargs="?",
+        help="JSON, JSON array or JSON lines file of events and run records, - for stdin",
+    )
+    p.add_argument(
+        "--type", choices=[*(t.value for t in EventType), "LINK_MODEL", *RUN_RECORD_TYPES]
     )
     p.add_argument("--entity")
     p.add_argument("--project")
+    p.add_argument("--event-id", help="the record's event_id (its jobs' idempotency key)")
+    p.add_argument("--run-id", help="RUN_METRIC, RUN_STATE: the run's id")
+    p.add_argument("--run-name", help="the run's display name")
+    p.add_argument("--step", type=int, help="RUN_METRIC: the step logged")
+    p.add_argument(
+        "--metric",
+        action="append",
+        type=metric_flag,
+        metavar="NAME=VALUE",
+        help="RUN_METRIC: a logged metric (repeat for several)",
+    )
+    p.add_argument("--state", type=str.lower, choices=RUN_STATES, help="RUN_STATE: the new state")
+    p.add_argument(
+        "--config", action="append", metavar="KEY=VALUE", help="the run's config (run records)"
+    )
     p.add_argument("--registry")
     p.add_argument("--collection")
     p.add_argument("--version", type=int, default=0)
     p.add_argument("--alias")
     p.add_argument("--tag", help="the tag added or removed (tag events)")
     p.add_argument("--aliases", nargs="*")
-    p.add_argument("--tags", nargs="*")
+    p.add_argument("--tags", nargs="*", help="the artifact's tags; a run record's run tags")
     p.add_argument("--artifact-type", default="model")
     p.add_argument("--digest", default="0" * 32)
-    p.add_argument("--author")
+    p.add_argument("--author", help="the event's author; a run record's run user")
     p.add_argument("--source", help="entity/project/collection:vN of a linked version")
     p.add_argument("--metadata", action="append", metavar="KEY=VALUE")
     p.add_argument("--topic", help="override the topic")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -44,12 +44,14 @@ from app.lang.templating import compile_template, sample_variables
 from app.serialization import JSONDecodeError, loads
 
 __all__ = [
+    "AUTOMATION_EVENT_TYPES",
     "DEFAULT_NOTIFICATION_TITLE",
     "DEFAULT_RUN_METRIC_PAYLOAD",
     "DEFAULT_RUN_METRIC_TITLE",
     "DEFAULT_RUN_STATE_PAYLOAD",
     "DEFAULT_RUN_STATE_TITLE",
     "DEFAULT_WEBHOOK_PAYLOAD",
+    "SCOPE_TYPES",
     "Action",
     "ActionType",
     "ArtifactCollectionScope",
@@ -66,6 +68,7 @@ __all__ = [
     "WebhookAction",
     "parse_automation",
     "run_action_defaults",
+    "scope_types_of",
 ]
 
 
@@ -126,8 +129,27 @@ Scope = Annotated[
     Field(discriminator="type"),
 ]
 
+#: Every scope type, in the contract's order (the `type` of each scope model).
+SCOPE_TYPES: Final[tuple[str, ...]] = tuple(
+    get_args(model.model_fields["type"].annotation)[0]
+    for model in (ProjectScope, RegistryScope, ArtifactCollectionScope, EntityScope)
+)
 
-_AUTOMATION_EVENT_NAMES: Final = ", ".join([*EventType, *RunEventType])
+#: Every event type an automation watches: the artifact and registry events, then the
+#: run events (app.contract.runs).
+AUTOMATION_EVENT_TYPES: Final[tuple[EventType | RunEventType, ...]] = (*EventType, *RunEventType)
+
+
+def scope_types_of(event: EventType | RunEventType) -> tuple[str, ...]:
+    """The scope types an automation on `event` takes (as the W&B SDK allows them)."""
+    if isinstance(event, RunEventType):
+        return ("project", "entity")
+    if event is EventType.CREATE_ARTIFACT:
+        return ("artifact_collection",)
+    return SCOPE_TYPES
+
+
+_AUTOMATION_EVENT_NAMES: Final = ", ".join(AUTOMATION_EVENT_TYPES)
 
 
 def _automation_event(value: Any) -> EventType | RunEventType:
@@ -475,7 +497,7 @@ class Automation(BaseModel):
     @model_validator(mode="after")
     def _run_fields(self) -> Automation:
         if isinstance(self.event, RunEventType):
-            if self.scope.type not in ("project", "entity"):
+            if self.scope.type not in scope_types_of(self.event):
                 raise PydanticCustomError(
                     "scope_event",
                     "{event} takes a project or entity scope (as in W&B), not {scope}",
@@ -499,7 +521,9 @@ class Automation(BaseModel):
 
     @model_validator(mode="after")
     def _scope_fits_event(self) -> Automation:
-        if self.event is EventType.CREATE_ARTIFACT and self.scope.type != "artifact_collection":
+        if self.event is EventType.CREATE_ARTIFACT and self.scope.type not in scope_types_of(
+            self.event
+        ):
             raise PydanticCustomError(
                 "scope_event",
                 "CREATE_ARTIFACT takes an artifact_collection scope (as in W&B), not {scope}",

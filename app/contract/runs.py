@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -37,6 +37,7 @@ from app.serialization import JSONDecodeError, loads
 
 __all__ = [
     "RUN_EVENT_TYPES",
+    "RUN_RECORD_TYPES",
     "ChangeFilter",
     "MetricFilterChoice",
     "RunEventType",
@@ -165,6 +166,11 @@ class RunStateRecord(_RunRecordBase):
 
 
 RunRecord = Annotated[RunMetricRecord | RunStateRecord, Field(discriminator="event_type")]
+#: The `event_type` of each run record: RUN_METRIC, RUN_STATE.
+RUN_RECORD_TYPES: Final[tuple[str, ...]] = tuple(
+    get_args(model.model_fields["event_type"].annotation)[0]
+    for model in (RunMetricRecord, RunStateRecord)
+)
 _RUN_RECORD: TypeAdapter[RunMetricRecord | RunStateRecord] = TypeAdapter(RunRecord)
 
 

@@ -21,7 +21,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from app.api.console import views
 from app.api.console.views import PAGE_SIZE, DeadLetterRow
 from app.api.problems import ApiError
-from app.contract.automations import Automation, parse_automation
+from app.contract.automations import (
+    AUTOMATION_EVENT_TYPES,
+    Automation,
+    parse_automation,
+    scope_types_of,
+)
 from app.contract.timestamps import iso_z
 from app.core.history import apply_result, read_result, run_execution_records
 from app.core.matching import AutomationIndex
@@ -505,3 +510,139 @@ async def test_history_part_shows_run_executions(monkeypatch: pytest.MonkeyPatch
     assert "<code>run-step-6</code>" in rows
     assert "<code>run-step-2</code>" in rows
     assert "PENDING" in rows
+
+
+RUN_FORM = {
+    "mode": "form",
+    "id": "loss-low",
+    "name": "Loss low",
+    "event": "RUN_METRIC",
+    "enabled": "true",
+    "scope.type": "project",
+    "scope.entity": "acme",
+    "scope.project": "mnist",
+    "filter": "",
+    "filter.run_filter.as": "text",
+    "filter.run_filter": '{"$and":[{"display_name":{"$contains":"exp"}}]}',
+    "filter.run_metric_filter": (
+        '{"threshold_filter": {"name": "loss", "agg_op": "AVERAGE", "window_size": 5,'
+        ' "cmp_op": "$lt", "threshold": 0.1}}'
+    ),
+    "filter.run_state_filter": "",
+    "cooldown_seconds": "30",
+    "action.type": "no_op",
+}
+
+
+def field_of(html: str, name: str) -> str:
+    """The markup of the `.field` block holding the input or select named `name`."""
+    for block in re.findall(r'<div class="field[^"]*">.*?</div>', html, re.S):
+        if f'name="{name}"' in block:
+            return str(block)
+    raise AssertionError(f"no field {name} in the page")
+
+
+async def test_the_form_offers_every_event_type_of_the_contract(
+    client: TestClient[Any, Any],
+) -> None:
+    """The event choices are the contract's (run events too), each with the scope types it
+    takes; the run inputs are hidden until a run event is chosen."""
+    html = await (await client.get("/console/new")).text()
+    event = field_of(html, "event")
+    offered = re.findall(r"<option[^>]*>([A-Z_]+)</option>", event)
+    assert offered == [t.value for t in AUTOMATION_EVENT_TYPES]
+    scopes = re.search(r"data-scopes-of='([^']+)'", html)
+    assert scopes is not None
+    assert loads(scopes.group(1)) == {
+        t.value: list(scope_types_of(t)) for t in AUTOMATION_EVENT_TYPES
+    }
+    assert loads(scopes.group(1))["RUN_STATE"] == ["project", "entity"]
+    assert re.search(r'<fieldset class="run" data-events="run" hidden disabled>', html)
+
+
+async def test_a_run_automation_is_created_from_the_form_and_edited_back(
+    rig: Rig, client: TestClient[Any, Any]
+) -> None:
+    """The run inputs make the SDK's filter JSON and the cooldown; the edit page holds
+    them again, with only the scopes a run event takes."""
+    response = await client.post("/console/automations", data=RUN_FORM, headers=HX)
+    assert response.status == 200, await response.text()
+    [write] = rig.writes.writes
+    assert write.value is not None
+    record = loads(write.value)
+    assert record["event"] == "RUN_METRIC"
+    assert record["filter"] == {
+        "run_filter": RUN_FORM["filter.run_filter"],
+        "run_metric_filter": loads(RUN_FORM["filter.run_metric_filter"]),
+    }
+    assert record["cooldown_seconds"] == 30
+    page = await (await client.get("/console/automations/loss-low/edit")).text()
+    assert '<fieldset class="run" data-events="run">' in page
+    assert RUN_FORM["filter.run_filter"].replace('"', "&#34;") in field_of(
+        page, "filter.run_filter"
+    )
+    assert 'value="30"' in field_of(page, "cooldown_seconds")
+    scope = field_of(page, "scope.type")
+    assert "<option disabled>registry</option>" in scope
+    assert "<option selected>project</option>" in scope
+
+
+NO_RUN_FILTER = {"filter.run_filter": "", "filter.run_metric_filter": ""}
+ALIAS_EVENT = {"event": "ADD_ARTIFACT_ALIAS"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "needle"),
+    [
+        (
+            {"filter.run_metric_filter": '{"threshold_filter": {"name": "loss", "threshold": 1}}'},
+            "filter.run_metric_filter",
+            "filter.run_metric_filter.threshold_filter.cmp_op",
+        ),
+        ({"filter.run_filter": '{"colour": "red"}'}, "filter.run_filter", "colour"),
+        ({"cooldown_seconds": "-5"}, "cooldown_seconds", "greater than"),
+        (
+            {"scope.type": "registry", "scope.project": "", "scope.registry": "model"},
+            "scope.type",
+            "project or entity",
+        ),
+        (ALIAS_EVENT, "filter.run_filter", "unknown field"),
+        ({**ALIAS_EVENT, **NO_RUN_FILTER}, "cooldown_seconds", "run events only"),
+    ],
+)
+async def test_the_apis_run_errors_are_shown_at_their_inputs(
+    rig: Rig,
+    client: TestClient[Any, Any],
+    changes: dict[str, str],
+    field: str,
+    needle: str,
+) -> None:
+    """The API's 422 for a path inside the run filter (or the cooldown, or the scope a
+    run event takes) is shown at the input holding it; nothing is written."""
+    response = await client.post("/console/automations", data={**RUN_FORM, **changes}, headers=HX)
+    assert response.status == 422
+    html = await response.text()
+    if field == "scope.type":
+        # The scope type's error sits under its choice, as for artifact events.
+        shown = re.search(r'<p class="field-error" id="error-scope-type"[^>]*>([^<]*)</p>', html)
+        assert shown is not None, html
+        assert needle in shown.group(1)
+    else:
+        block = field_of(html, field)
+        # Its fieldset is in view, also for an artifact event given run inputs.
+        assert '<fieldset class="run" data-events="run">' in html
+        assert 'aria-invalid="true"' in block
+        assert f'data-field="{field}"' in block
+        assert needle in block, block
+    assert rig.writes.writes == []
+
+
+async def test_the_list_filters_run_automations_by_their_event(
+    rig: Rig, client: TestClient[Any, Any]
+) -> None:
+    """`?event=RUN_METRIC` (the list's event choice) keeps the run automations only."""
+    assert (await client.post("/console/automations", data=RUN_FORM, headers=HX)).status == 200
+    listed = await client.get("/console/?event=RUN_METRIC")
+    assert listed.status == 200
+    assert rows(await listed.text()) == ["loss-low"]
+    assert rows(await (await client.get("/console/?event=RUN_STATE")).text()) == []

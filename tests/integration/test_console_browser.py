@@ -167,7 +167,7 @@ def test_create_shows_the_api_validation_error_at_its_field(
     page.get_by_label("Scope type").select_option("registry")
     page.get_by_label("Entity").fill("acme")
     page.get_by_label("Registry").fill("model")
-    page.get_by_label("Filter (JSON)").fill('{"alias": "production"}')
+    page.get_by_label("Filter (JSON)", exact=True).fill('{"alias": "production"}')
     page.get_by_label("Action type").select_option("webhook")
     page.get_by_label("URL").fill("not a url")
     page.get_by_label("Payload").first.fill('{"model": "${artifact_version_string}"}')
@@ -188,6 +188,46 @@ def test_create_shows_the_api_validation_error_at_its_field(
     page.wait_for_url("**/console/automations/console-created")
     expect(page.get_by_role("heading", name="Created in the console")).to_be_visible()
     assert api(worker, "GET", "/automations/console-created").json["revision"] == 1
+
+
+def test_a_run_metric_threshold_automation_is_created_in_the_form_and_listed(
+    page: Page, worker: WorkerProcess
+) -> None:
+    """RUN_METRIC offers the run inputs and only project and entity scopes; the threshold
+    filter typed in is stored as the SDK's JSON and the list shows the automation."""
+    page.get_by_role("link", name="New automation").click()
+    run_fields = page.locator('fieldset[data-events="run"]')
+    expect(run_fields).to_be_hidden()
+    page.get_by_label("Id", exact=True).fill("console-loss-low")
+    page.get_by_label("Name", exact=True).fill("Loss below 0.1")
+    page.get_by_label("Event", exact=True).select_option("RUN_METRIC")
+    expect(run_fields).to_be_visible()
+    scope_type = page.get_by_label("Scope type")
+    expect(scope_type.locator("option", has_text="registry")).to_be_disabled()
+    scope_type.select_option("project")
+    page.get_by_label("Entity").fill("acme")
+    page.get_by_label("Project").fill("mnist")
+    threshold = {
+        "threshold_filter": {
+            "name": "loss", "agg_op": "AVERAGE", "window_size": 5, "cmp_op": "$lt",
+            "threshold": 0.1,
+        }
+    }  # fmt: skip
+    page.get_by_label("Run metric filter (JSON)").fill(serialization.dumps_str(threshold))
+    page.get_by_label("Cooldown (seconds)").fill("60")
+    page.get_by_label("Action type").select_option("no_op")
+    shot(page, "create-run")
+    page.get_by_role("button", name="Create").click()
+    page.wait_for_url("**/console/automations/console-loss-low")
+    stored = api(worker, "GET", "/automations/console-loss-low").json
+    assert stored["event"] == "RUN_METRIC"
+    assert stored["filter"] == {"run_metric_filter": threshold}
+    assert stored["cooldown_seconds"] == 60
+    page.goto(worker.url + "/console/")
+    page.get_by_label("Event").select_option("RUN_METRIC")
+    expect(page.locator("#automations tbody")).to_contain_text("console-loss-low")
+    expect(page.locator("#automations tbody")).to_contain_text("RUN_METRIC")
+    shot(page, "list-run-automation")
 
 
 def test_edit_in_the_form_saves_a_new_revision(page: Page, worker: WorkerProcess) -> None:

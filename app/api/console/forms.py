@@ -3,8 +3,12 @@
 The form's inputs are named by the API's field paths (`scope.entity`), except the
 action's, which are named per action type (`webhook.url`) because two types share a
 field name (`payload`); the API's error for `action.url` is shown at the input of
-the chosen type. Nothing is validated here beyond reading JSON and YAML: the
-automation goes to the API's own validation (app.api.validation) as it is.
+the chosen type. A run automation's filter is split over its own inputs
+(`filter.run_filter`, `filter.run_metric_filter`, `filter.run_state_filter`); what else
+its filter holds stays in `filter`. An error is shown at the input whose path is the
+longest prefix of the error's (`input_of`). Nothing is validated here beyond reading
+JSON and YAML: the automation goes to the API's own validation (app.api.validation)
+as it is.
 """
 
 from __future__ import annotations
@@ -15,15 +19,20 @@ from typing import Any
 import yaml
 
 from app.api.problems import ApiError
+from app.contract.runs import RUN_EVENT_TYPES
 from app.serialization import JSONDecodeError, dumps_str, loads
 
 __all__ = [
     "ACTION_FIELDS",
+    "INPUTS",
     "JSON_FIELDS",
+    "RUN_FILTER_FIELDS",
+    "RUN_INPUTS",
     "SCOPE_FIELDS",
     "automation_from_form",
     "automation_from_yaml",
     "form_from_automation",
+    "input_of",
     "yaml_line",
     "yaml_of",
 ]
@@ -37,8 +46,40 @@ ACTION_FIELDS: dict[str, tuple[str, ...]] = {
     "kafka": ("topic", "payload"),
     "no_op": (),
 }
+# The keys of a run automation's filter that have their own inputs (`filter.<key>`).
+RUN_FILTER_FIELDS = ("run_filter", "run_metric_filter", "run_state_filter")
 # Fields typed as JSON text in the form (the API's field path).
-JSON_FIELDS = frozenset({"filter", "action.headers", "action.config"})
+JSON_FIELDS = frozenset(
+    {"filter", "action.headers", "action.config", *(f"filter.{k}" for k in RUN_FILTER_FIELDS)}
+)
+# The inputs of a run automation only (shown when the event is one, or they hold text).
+RUN_INPUTS = (*(f"filter.{key}" for key in RUN_FILTER_FIELDS), "cooldown_seconds")
+# `run_filter` is JSON text in the SDK's JSON, an object in a hand-written one; this
+# input says which, so that the form gives back what was stored.
+RUN_FILTER_AS = "filter.run_filter.as"
+# The API field path each error can be shown at (the scope's and action's choices
+# answer for `scope` and `action`, their `type` inputs for `scope.type`, `action.type`).
+INPUTS = frozenset(
+    {
+        "id", "name", "description", "enabled", "event", "job_format", "cooldown_seconds",
+        "scope", "scope.type", *(f"scope.{name}" for name in SCOPE_FIELDS),
+        "filter", *(f"filter.{key}" for key in RUN_FILTER_FIELDS),
+        "action", "action.type",
+        *(f"action.{name}" for names in ACTION_FIELDS.values() for name in names),
+    }
+)  # fmt: skip
+
+
+def input_of(path: str) -> str:
+    """The input an error at API field `path` is shown at: the longest prefix that is one
+    (`filter.run_metric_filter.threshold_filter.threshold` -> `filter.run_metric_filter`);
+    `path` itself when none is (the error is listed above the form only)."""
+    parts = path.split(".")
+    for end in range(len(parts), 0, -1):
+        prefix = ".".join(parts[:end])
+        if prefix in INPUTS:
+            return prefix
+    return path
 
 
 def _json_field(path: str, text: str, errors: list[tuple[str, str]]) -> Any:
@@ -49,6 +90,40 @@ def _json_field(path: str, text: str, errors: list[tuple[str, str]]) -> Any:
         return None
     if not isinstance(value, dict):
         errors.append((path, "must be a JSON object"))
+    return value
+
+
+def _filter_from_form(form: Mapping[str, str], errors: list[tuple[str, str]]) -> Any:
+    """`filter`, with the run inputs' keys added; None when every input is empty."""
+    text = form.get("filter", "").strip()
+    value: Any = _json_field("filter", text, errors) if text else None
+    parts: dict[str, Any] = {}
+    for key in RUN_FILTER_FIELDS:
+        path = f"filter.{key}"
+        part = form.get(path, "").strip()
+        if not part:
+            continue
+        read = _json_field(path, part, errors)
+        # The SDK's form: run_filter stays the JSON text typed, unless stored as an object.
+        as_text = key == "run_filter" and form.get(RUN_FILTER_AS, "text") != "object"
+        parts[key] = part if as_text else read
+        if isinstance(value, dict) and key in value:
+            errors.append((path, f"given twice: here and as {key} in the filter"))
+    if not parts:
+        return value
+    if value is None:
+        return parts
+    return {**value, **parts} if isinstance(value, dict) else value
+
+
+def _number(path: str, text: str, errors: list[tuple[str, str]]) -> Any:
+    try:
+        value = loads(text)
+    except JSONDecodeError:
+        value = None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        errors.append((path, f"must be a number of seconds, not {text!r}"))
+        return None
     return value
 
 
@@ -67,9 +142,12 @@ def automation_from_form(form: Mapping[str, str]) -> dict[str, Any]:
         if value:
             scope[name] = value
     out["scope"] = scope
-    filter_text = form.get("filter", "").strip()
-    if filter_text:
-        out["filter"] = _json_field("filter", filter_text, errors)
+    filter_value = _filter_from_form(form, errors)
+    if filter_value is not None:
+        out["filter"] = filter_value
+    cooldown = form.get("cooldown_seconds", "").strip()
+    if cooldown:
+        out["cooldown_seconds"] = _number("cooldown_seconds", cooldown, errors)
     action_type = form.get("action.type", "")
     action: dict[str, Any] = {"type": action_type}
     for name in ACTION_FIELDS.get(action_type, ()):
@@ -95,7 +173,9 @@ def form_from_automation(automation: Mapping[str, Any]) -> dict[str, str]:
     values["scope.type"] = str(scope.get("type", ""))
     for name in SCOPE_FIELDS:
         values[f"scope.{name}"] = str(scope.get(name) or "")
-    values["filter"] = _pretty(automation.get("filter"))
+    values.update(_filter_values(automation))
+    cooldown = automation.get("cooldown_seconds")
+    values["cooldown_seconds"] = "" if cooldown is None else dumps_str(cooldown)
     action = automation.get("action") or {}
     action_type = str(action.get("type", ""))
     values["action.type"] = action_type
@@ -103,6 +183,27 @@ def form_from_automation(automation: Mapping[str, Any]) -> dict[str, str]:
         value = action.get(name)
         text = _pretty(value) if f"action.{name}" in JSON_FIELDS else str(value or "")
         values[f"{action_type}.{name}"] = text
+    return values
+
+
+def _filter_values(automation: Mapping[str, Any]) -> dict[str, str]:
+    """The filter's inputs: a run automation's run keys each at its own, the rest at
+    `filter` (the SDK's `metric_filter: null`)."""
+    spec = automation.get("filter")
+    values = {f"filter.{key}": "" for key in RUN_FILTER_FIELDS}
+    values[RUN_FILTER_AS] = "text"
+    if automation.get("event") not in RUN_EVENT_TYPES or not isinstance(spec, Mapping):
+        values["filter"] = _pretty(spec)
+        return values
+    rest = {k: v for k, v in spec.items() if k not in RUN_FILTER_FIELDS}
+    values["filter"] = _pretty(rest) if rest else ""
+    for key in RUN_FILTER_FIELDS:
+        if key in spec:
+            part = spec[key]
+            is_text = key == "run_filter" and isinstance(part, str)
+            values[f"filter.{key}"] = part if is_text else _pretty(part)
+    if not isinstance(spec.get("run_filter", ""), str):
+        values[RUN_FILTER_AS] = "object"
     return values
 
 

@@ -21,9 +21,11 @@ import jinja2
 
 from app.api.console.forms import (
     ACTION_FIELDS,
+    RUN_INPUTS,
     automation_from_form,
     automation_from_yaml,
     form_from_automation,
+    input_of,
     yaml_line,
     yaml_of,
 )
@@ -35,7 +37,8 @@ from app.api.http import MAX_BODY_BYTES, ApiView, read_body
 from app.api.problems import ApiError
 from app.api.query import LIST_PARAMETERS, parse_query, select
 from app.api.store import WriteResult
-from app.contract.events import EventType
+from app.contract.automations import AUTOMATION_EVENT_TYPES, SCOPE_TYPES, scope_types_of
+from app.contract.runs import RUN_EVENT_TYPES
 from app.core.scopes import scope_fields
 from app.core.stored import stored_json
 from app.serialization import dumps_str
@@ -100,10 +103,13 @@ class DeadLetterRow:
 RecentDeadLetters = Callable[[int], Awaitable[list[DeadLetterRow]]]
 
 
-def _choices() -> dict[str, list[str]]:
+def _choices() -> dict[str, Any]:
     return {
-        "event": [t.value for t in EventType],
-        "scope_type": ["project", "registry", "artifact_collection", "entity"],
+        "event": [t.value for t in AUTOMATION_EVENT_TYPES],
+        "scope_type": list(SCOPE_TYPES),
+        # Per event type, the scope types it takes (the form offers only those).
+        "scopes_of": {t.value: list(scope_types_of(t)) for t in AUTOMATION_EVENT_TYPES},
+        "run_events": sorted(RUN_EVENT_TYPES),
         "action_type": list(ACTION_FIELDS),
         "severity": ["INFO", "WARN", "ERROR"],
     }
@@ -236,7 +242,10 @@ def _editor(
     errors = errors or []
     by_field: dict[str, list[str]] = {}
     for error in errors:
-        by_field.setdefault(error["field"], []).append(error["reason"])
+        # A deeper path is shown at its input, naming the rest of the path.
+        field, where = error["field"], input_of(error["field"])
+        reason = error["reason"] if field == where else f"{field}: {error['reason']}"
+        by_field.setdefault(where, []).append(reason)
     lines = {e["field"]: yaml_line(yaml_text, e["field"]) for e in errors} if yaml_text else {}
     return {
         "values": dict(values),
@@ -248,6 +257,10 @@ def _editor(
         "yaml_lines": lines,
         "message": message,
         "action_fields": ACTION_FIELDS,
+        # The run inputs are in view for a run event, and when they hold text (an error
+        # about them is shown there).
+        "run_open": values.get("event") in RUN_EVENT_TYPES
+        or any(values.get(name, "").strip() for name in RUN_INPUTS),
         "action_url": _detail_url(automation_id) if automation_id else CONSOLE_PATH + "automations",
     }
 

@@ -60,8 +60,36 @@
     });
   }
 
+  // The event type decides which scope types are offered (the contract's, from the
+  // server) and whether the run filter's inputs are shown and sent.
+  function showEventFields(select, scopesOnly) {
+    var form = select.form;
+    var scopesOf = JSON.parse(form.getAttribute("data-scopes-of") || "{}");
+    var runEvents = JSON.parse(form.getAttribute("data-run-events") || "[]");
+    var offered = scopesOf[select.value];
+    var scope = form.elements.namedItem("scope.type");
+    if (scope && offered) {
+      Array.prototype.forEach.call(scope.options, function (option) {
+        option.disabled = offered.indexOf(option.value) < 0;
+      });
+      if (offered.indexOf(scope.value) < 0) { scope.value = offered[0]; }
+    }
+    // On load the server has decided (a run input with an error stays in view).
+    if (scopesOnly) { return; }
+    var run = runEvents.indexOf(select.value) >= 0;
+    form.querySelectorAll('fieldset[data-events="run"]').forEach(function (fieldset) {
+      fieldset.hidden = !run;
+      fieldset.disabled = !run;
+    });
+  }
+
   document.addEventListener("change", function (event) {
     if (event.target.name === "action.type") { showActionFields(event.target); }
+    // getAttribute: the form's `id` property is its input named "id".
+    if (event.target.name === "event" && event.target.form &&
+        event.target.form.getAttribute("id") === "automation-form") {
+      showEventFields(event.target, false);
+    }
   });
 
   document.addEventListener("htmx:afterSwap", function (event) { drawCharts(event.detail.target); });
@@ -85,5 +113,9 @@
     }
     showTokenState();
     drawCharts(document);
+    var editor = document.getElementById("automation-form");
+    if (editor && editor.elements.namedItem("event")) {
+      showEventFields(editor.elements.namedItem("event"), true);
+    }
   });
 })();
