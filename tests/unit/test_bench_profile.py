@@ -7,10 +7,10 @@ from pathlib import Path
 from bench.profile import FAUST, HOOKSTREAM, owner, summarize
 
 TOP = "run_worker (app/stream/worker.py:294);Worker.execute_from_commandline (mode/worker.py:257)"
-DRAIN = f"{TOP};Fetcher._fetcher (faust/transport/consumer.py:173);drain_messages (app/stream/drain.py:91)"
-HANDLE = (
-    f"{TOP};process_events (app/stream/agents.py:137);EventPath.handle (app/stream/agents.py:67)"
-)
+FETCHER = "Fetcher._fetcher (faust/transport/consumer.py:173)"
+DRAIN = f"{TOP};{FETCHER};drain_messages (app/stream/drain.py:91)"
+AGENT = "process_events (app/stream/agents.py:137)"
+HANDLE = f"{TOP};{AGENT};EventPath.handle (app/stream/agents.py:67)"
 
 
 def test_the_copied_drain_loop_is_faust_delivery() -> None:
