@@ -8,10 +8,13 @@ changelog offset it holds, and a restart reads only the tail.
 
 Resume time = from spawning the stopped worker's process to the first job of an event
 produced just after the spawn (a clean stop: a SIGKILL adds the group's session timeout,
-the same after any history). Each phase restarts five times and compares the fastest
-restart of each: load on a 2-core machine (the broker's log cleaner, the test's own
-reader) only ever adds time, so the minimum is the estimate of what a restart costs, and
-a slow spell on a busy machine does not decide the verdict. The medians are reported too.
+the same after any history). Each phase restarts five times and compares the mean of
+the three fastest restarts of each: load on a 2-core machine (the broker's log cleaner,
+the test's own reader) only ever adds time, so the slow restarts are left out, and a
+slow spell on a busy machine does not decide the verdict. A single fastest restart is
+not enough: restarts of one phase spread over about a second (3.75 to 5.14 s in a
+clean-clone run whose medians were 4.58 and 4.72 s), so one lucky restart could decide
+it. The medians are reported too.
 HOOKSTREAM_STORE=memory:// runs the same scenario on the memory store (it fails the
 20% bound: that is the growth this test exists to keep away).
 """
@@ -46,6 +49,7 @@ AUTOMATIONS = 20
 SMALL_JOBS = 1_000
 LARGE_JOBS = 100_000
 RESTARTS = 5
+FASTEST = 3
 TOLERANCE = 0.20
 
 
@@ -81,6 +85,11 @@ def _alias_events(count: int, prefix: str) -> list[dict[str, Any]]:
     ]
     assert len(events) >= count, "the workload yields enough alias events"
     return events[:count]
+
+
+def _fastest_mean(times: list[float]) -> float:
+    """The mean of the FASTEST shortest restart times."""
+    return statistics.fmean(sorted(times)[:FASTEST])
 
 
 def _event_id(value: bytes | None) -> str | None:
@@ -155,7 +164,7 @@ def test_restart_time_does_not_grow_with_history(
     uid: str,
     fault_report: Report,
 ) -> None:
-    """Resume time after 100,000 jobs is within 20% of the time after 1,000 (fastest of 5)."""
+    """Resume time after 100,000 jobs is within 20% of the time after 1,000 (fastest 3 of 5)."""
     settings = fault_settings
     automations = _automations(uid)
     ids = [a.id for a in automations]
@@ -204,12 +213,13 @@ def test_restart_time_does_not_grow_with_history(
         # Everything the worker folded before its restarts is still in its history.
         final = {i: _history_matched(worker, i) for i in ids}
 
-    small, large = min(resumes[SMALL_JOBS]), min(resumes[LARGE_JOBS])
+    small, large = _fastest_mean(resumes[SMALL_JOBS]), _fastest_mean(resumes[LARGE_JOBS])
     medians = {jobs: statistics.median(times) for jobs, times in resumes.items()}
     print(
         f"\nrestart time, store {settings.store}: "
-        f"after {SMALL_JOBS:,} jobs fastest {small:.2f} s median {medians[SMALL_JOBS]:.2f} s "
-        f"{resumes[SMALL_JOBS]}, after {LARGE_JOBS:,} jobs fastest {large:.2f} s "
+        f"after {SMALL_JOBS:,} jobs fastest three {small:.2f} s median "
+        f"{medians[SMALL_JOBS]:.2f} s {resumes[SMALL_JOBS]}, after {LARGE_JOBS:,} jobs "
+        f"fastest three {large:.2f} s "
         f"median {medians[LARGE_JOBS]:.2f} s {resumes[LARGE_JOBS]}; processing {figures}"
     )
     for jobs, fastest in ((SMALL_JOBS, small), (LARGE_JOBS, large)):
@@ -218,8 +228,9 @@ def test_restart_time_does_not_grow_with_history(
             jobs_expected=jobs,
             recovery_seconds=fastest,
             notes=(
-                f"store {settings.store}; spawn -> first job of a new event, fastest of "
-                f"{RESTARTS} clean restarts {[round(t, 2) for t in resumes[jobs]]} "
+                f"store {settings.store}; spawn -> first job of a new event, mean of the "
+                f"fastest {FASTEST} of {RESTARTS} clean restarts "
+                f"{[round(t, 2) for t in resumes[jobs]]} "
                 f"(median {medians[jobs]:.2f} s)"
             ),
         )
